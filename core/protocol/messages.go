@@ -1,0 +1,191 @@
+package protocol
+
+import (
+	"encoding/json"
+
+	"github.com/parleyhq/parley/core"
+)
+
+// Request types, sent by the client. Each is answered by a response with the
+// same id and type.
+const (
+	TypeJoin        = "join"
+	TypeResume      = "resume"
+	TypePublish     = "publish"
+	TypeUnpublish   = "unpublish"
+	TypeSubAnswer   = "sub_answer"
+	TypeTrickle     = "trickle"
+	TypeSubscribe   = "subscribe"
+	TypeUnsubscribe = "unsubscribe"
+	TypeData        = "data"
+	TypePing        = "ping"
+	TypeLeave       = "leave"
+)
+
+// Event types, pushed by the server. TypeTrickle and TypeData are also events.
+const (
+	TypeParticipantJoined = "participant_joined"
+	TypeParticipantLeft   = "participant_left"
+	TypeTrackPublished    = "track_published"
+	TypeTrackUnpublished  = "track_unpublished"
+	TypeSubOffer          = "sub_offer"
+	TypeClosing           = "closing"
+	TypeError             = "error"
+)
+
+// Peer connection targets for trickle ICE. Each participant has two peer
+// connections: one it publishes on (it offers) and one it receives on (the
+// server offers).
+const (
+	TargetPublisher  = "pub"
+	TargetSubscriber = "sub"
+)
+
+// JoinRequest authenticates and enters the room named by the token.
+type JoinRequest struct {
+	Token string `json:"token"`
+	// AutoSubscribe subscribes to every other participant's tracks as they
+	// are published. Nil means true.
+	AutoSubscribe *bool  `json:"auto_subscribe,omitempty"`
+	Metadata      string `json:"metadata,omitempty"`
+}
+
+// JoinResponse is the answer to join and resume.
+type JoinResponse struct {
+	Participant ParticipantInfo `json:"participant"`
+	Room        RoomInfo        `json:"room"`
+	Session     SessionInfo     `json:"session"`
+	ICEServers  []ICEServer     `json:"ice_servers,omitempty"`
+}
+
+// ParticipantInfo describes a participant to others.
+type ParticipantInfo struct {
+	ID       string           `json:"id"`
+	Identity string           `json:"identity"`
+	Name     string           `json:"name,omitempty"`
+	Metadata string           `json:"metadata,omitempty"`
+	Grants   core.Grants      `json:"grants"`
+	Tracks   []core.TrackInfo `json:"tracks"`
+}
+
+// RoomInfo is a snapshot of the room at join or resume.
+type RoomInfo struct {
+	Name         string            `json:"name"`
+	Participants []ParticipantInfo `json:"participants"`
+}
+
+// SessionInfo lets a client resume after its connection drops.
+type SessionInfo struct {
+	ID             string `json:"id"`
+	ResumeToken    string `json:"resume_token"`
+	ResumeGraceMS  int64  `json:"resume_grace_ms"`
+	PingIntervalMS int64  `json:"ping_interval_ms"`
+}
+
+// ICEServer is a STUN or TURN server the client may use.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ResumeRequest re-attaches a new connection to a session whose connection
+// dropped less than the grace period ago.
+type ResumeRequest struct {
+	SessionID   string `json:"session_id"`
+	ResumeToken string `json:"resume_token"`
+}
+
+// SDP carries a session description.
+type SDP struct {
+	Type string `json:"type"` // "offer" or "answer"
+	SDP  string `json:"sdp"`
+}
+
+// PublishRequest carries the client's offer for its publishing peer
+// connection, first or renegotiated. The response carries the answer.
+type PublishRequest struct {
+	Offer SDP `json:"offer"`
+}
+
+// PublishResponse answers a publish request.
+type PublishResponse struct {
+	Answer SDP `json:"answer"`
+}
+
+// UnpublishRequest stops forwarding of the client's track (by the client's
+// MediaStreamTrack id, which is also the Parley track id).
+type UnpublishRequest struct {
+	TrackID string `json:"track_id"`
+}
+
+// SubOffer is pushed when the server's receiving peer connection for this
+// client needs (re)negotiation. The client answers with sub_answer.
+type SubOffer struct {
+	Offer SDP `json:"offer"`
+}
+
+// SubAnswerRequest answers the latest sub_offer.
+type SubAnswerRequest struct {
+	Answer SDP `json:"answer"`
+}
+
+// ICECandidate is a trickled candidate, as in RTCIceCandidateInit. An empty
+// Candidate signals end of candidates.
+type ICECandidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// Trickle carries one ICE candidate for one of the two peer connections,
+// in either direction.
+type Trickle struct {
+	Target    string       `json:"target"`
+	Candidate ICECandidate `json:"candidate"`
+}
+
+// SubscribeRequest subscribes to, or unsubscribes from, tracks by id.
+type SubscribeRequest struct {
+	TrackIDs []string `json:"track_ids"`
+}
+
+// DataRequest sends a small JSON payload to the room, or to one participant
+// when To (a participant id) is set.
+type DataRequest struct {
+	To      string          `json:"to,omitempty"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// DataEvent delivers a data message.
+type DataEvent struct {
+	From         string `json:"from"`
+	FromIdentity string `json:"from_identity"`
+	To           string `json:"to,omitempty"`
+	Payload      []byte `json:"payload"`
+}
+
+// PingResponse answers ping with the server's clock in Unix milliseconds.
+type PingResponse struct {
+	ServerTimeMS int64 `json:"server_time_ms"`
+}
+
+// ParticipantLeft is pushed when a participant leaves.
+type ParticipantLeft struct {
+	ParticipantID string `json:"participant_id"`
+	Identity      string `json:"identity"`
+	Reason        string `json:"reason"`
+}
+
+// TrackUnpublished is pushed when a track stops.
+type TrackUnpublished struct {
+	TrackID       string `json:"track_id"`
+	ParticipantID string `json:"participant_id"`
+}
+
+// Closing is pushed before the server closes the connection.
+type Closing struct {
+	Reason string    `json:"reason"`
+	Code   core.Code `json:"code,omitempty"`
+}
