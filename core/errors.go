@@ -91,4 +91,5 @@ var (
 	ErrSessionExpired  = &Error{Code: CodeSessionExpired, Message: "session expired or unknown"}
 	ErrUnavailable     = &Error{Code: CodeUnavailable, Message: "server unavailable"}
 	ErrConflict        = &Error{Code: CodeConflict, Message: "conflict"}
+	ErrMessageTooLarge = &Error{Code: CodeMessageTooLarge, Message: "message too large"}
 )

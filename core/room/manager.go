@@ -1,0 +1,175 @@
+package room
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley/core"
+)
+
+// Manager owns the rooms of one node. Rooms are created by the first join
+// and removed when their last participant leaves.
+//
+// All methods are safe for concurrent use.
+type Manager struct {
+	cfg  Config
+	deps Deps
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	closed bool
+}
+
+// NewManager returns a Manager over the given media engine and hooks.
+func NewManager(cfg Config, deps Deps) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := deps.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, deps: d, rooms: make(map[string]*Room)}, nil
+}
+
+// JoinOptions are a joining participant's choices.
+type JoinOptions struct {
+	AutoSubscribe bool
+	Metadata      string
+}
+
+// Join admits the bearer of claims to the room its token names, after the
+// policy allowed it. Events for the participant go to sink.
+func (m *Manager) Join(ctx context.Context, claims core.Claims, opts JoinOptions, sink Sink) (*Participant, error) {
+	if opts.Metadata != "" {
+		claims.Metadata = opts.Metadata
+	}
+	r, err := m.room(claims.Room)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := m.deps.Policy.Decide(ctx, core.PolicyRequest{
+		Action: core.ActionJoin, Room: claims.Room, Claims: claims, Participants: r.count(),
+	})
+	if err := denial(dec, err, "join"); err != nil {
+		m.release(r)
+		return nil, err
+	}
+	if dec.Metadata != "" {
+		claims.Metadata = dec.Metadata
+	}
+	p, err := r.admit(claims, opts, dec.MaxBitrate, sink)
+	m.release(r)
+	if err != nil {
+		return nil, err
+	}
+	m.deps.Presence.Presence(ctx, core.PresenceEvent{
+		Kind: core.PresenceJoined, Room: r.name, Identity: claims.Identity, ParticipantID: p.id,
+		Node: m.cfg.NodeID, Metadata: claims.Metadata, At: time.Now(),
+	})
+	return p, nil
+}
+
+// denial turns a policy outcome into the error the client sees, or nil.
+func denial(dec core.Decision, err error, what string) error {
+	if err != nil {
+		return core.Errorf(core.CodeForbidden, "%s denied: policy failed: %w", what, err)
+	}
+	if dec.Allow {
+		return nil
+	}
+	code := dec.Code
+	if code == "" {
+		code = core.CodeForbidden
+	}
+	reason := dec.Reason
+	if reason == "" {
+		reason = what + " denied by policy"
+	}
+	return &core.Error{Code: code, Message: reason}
+}
+
+// room returns the named room, creating it, and pins it against removal
+// until release.
+func (m *Manager) room(name string) (*Room, error) {
+	if name == "" {
+		return nil, core.Errorf(core.CodeInvalidToken, "token names no room")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, core.ErrUnavailable
+	}
+	r := m.rooms[name]
+	if r == nil {
+		r = newRoom(name, m)
+		m.rooms[name] = r
+	}
+	r.pins++
+	return r, nil
+}
+
+// release unpins r and removes it when empty.
+func (m *Manager) release(r *Room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.pins--
+	m.removeIfEmptyLocked(r)
+}
+
+func (m *Manager) removeIfEmptyLocked(r *Room) {
+	if r.pins == 0 && r.count() == 0 && m.rooms[r.name] == r {
+		delete(m.rooms, r.name)
+	}
+}
+
+// roomEmptied is called by a room after its last participant left.
+func (m *Manager) roomEmptied(r *Room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.removeIfEmptyLocked(r)
+}
+
+// RoomSummary describes a room for the info and admin endpoints.
+type RoomSummary struct {
+	Name         string `json:"name"`
+	Participants int    `json:"participants"`
+	Tracks       int    `json:"tracks"`
+}
+
+// Rooms lists the rooms on this node, by name.
+func (m *Manager) Rooms() []RoomSummary {
+	m.mu.Lock()
+	rooms := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	m.mu.Unlock()
+	out := make([]RoomSummary, 0, len(rooms))
+	for _, r := range rooms {
+		out = append(out, r.summary())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Close removes every participant with reason, and refuses new joins.
+func (m *Manager) Close(reason string) {
+	m.mu.Lock()
+	m.closed = true
+	rooms := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	m.mu.Unlock()
+	for _, r := range rooms {
+		for _, p := range r.all() {
+			p.Leave(reason)
+		}
+	}
+}
+
+func (m *Manager) String() string { return fmt.Sprintf("room.Manager(%d rooms)", len(m.Rooms())) }

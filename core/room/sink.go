@@ -1,0 +1,26 @@
+package room
+
+// Sink receives the events the room pushes to one participant (the protocol
+// event types of core/protocol with their payloads). The signaling session
+// implements it.
+//
+// Send is called with the room's lock held and must not block: queue, or
+// drop and disconnect a client that does not keep up.
+//
+// Removed is called once, without locks held, when the participant has left
+// the room for any reason (its own leave, a replacement, media failure,
+// shutdown), so the session can end.
+type Sink interface {
+	Send(eventType string, data any)
+	Removed(reason string)
+}
+
+// Leave reasons, as sent in participant_left and presence events.
+const (
+	ReasonLeave        = "leave"
+	ReasonDisconnected = "disconnected"
+	ReasonReplaced     = "replaced"
+	ReasonKicked       = "kicked"
+	ReasonShutdown     = "shutdown"
+	ReasonMediaFailed  = "media_failed"
+)
