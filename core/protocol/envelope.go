@@ -63,7 +63,7 @@ func Decode(b []byte) (Message, error) {
 		return partial(b), core.Errorf(core.CodeMalformed, "message is not a valid envelope: %v", err)
 	}
 	if dec.More() {
-		return partial(b), core.Errorf(core.CodeMalformed, "trailing data after message")
+		return Message{ID: m.ID, Type: m.Type}, core.Errorf(core.CodeMalformed, "trailing data after message")
 	}
 	if len(m.ID) > MaxIDLength {
 		m.ID = ""

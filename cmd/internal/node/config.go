@@ -1,0 +1,141 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parleyhq/parley/core"
+	"github.com/parleyhq/parley/core/room"
+	"github.com/parleyhq/parley/core/sfu"
+	"github.com/parleyhq/parley/core/signal"
+	"github.com/parleyhq/parley/edge"
+)
+
+// Config is a whole node's configuration: one section per part.
+type Config struct {
+	// DataDir holds the node id, the token secret and (later) the Raft log,
+	// plugin cache and webhook outbox. Empty means DefaultDataDir().
+	DataDir string
+	// Dev relaxes security for local development: any web origin, loopback
+	// media candidates, and a token endpoint for the landing page.
+	Dev bool
+	// TokenSecret, when set, is the HMAC secret for development tokens (at
+	// least 16 bytes); otherwise a random one is kept in the data dir.
+	TokenSecret string
+
+	HTTP   edge.Config
+	Media  sfu.Config
+	Room   room.Config
+	Signal signal.Config
+
+	// Auth, Policy and Presence replace the built-in development verifier,
+	// the allow-all policy and the no-op presence sink.
+	Auth     core.Authenticator
+	Policy   core.Policy
+	Presence core.Presence
+}
+
+// DefaultConfig returns a configuration that gives a working local node.
+func DefaultConfig() Config {
+	return Config{
+		HTTP: edge.DefaultConfig(), Media: sfu.DefaultConfig(),
+		Room: room.DefaultConfig(), Signal: signal.DefaultConfig(),
+	}
+}
+
+// Validate reports every invalid section.
+func (c Config) Validate() error {
+	var errs []error
+	if c.TokenSecret != "" && len(c.TokenSecret) < 16 {
+		errs = append(errs, errors.New("token-secret must be at least 16 bytes"))
+	}
+	for _, err := range []error{c.HTTP.Validate(), c.Media.Validate(), c.Room.Validate(), c.Signal.Validate()} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Paths are the files a node keeps.
+type Paths struct {
+	DataDir    string `json:"data_dir"`
+	NodeIDFile string `json:"node_id_file"`
+	SecretFile string `json:"token_secret_file"`
+}
+
+// Paths returns where this configuration keeps its data.
+func (c Config) Paths() Paths {
+	dir := c.DataDir
+	if dir == "" {
+		dir = DefaultDataDir()
+	}
+	return Paths{
+		DataDir:    dir,
+		NodeIDFile: filepath.Join(dir, "node.id"),
+		SecretFile: filepath.Join(dir, "token.secret"),
+	}
+}
+
+// DefaultDataDir is $XDG_DATA_HOME/parley, or ~/.local/share/parley.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "parley")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "parley")
+	}
+	return filepath.Join(os.TempDir(), "parley")
+}
+
+// loadState creates the data dir and loads or creates the node id and the
+// token secret.
+func (n *Node) loadState() error {
+	if err := os.MkdirAll(n.paths.DataDir, 0o700); err != nil {
+		return fmt.Errorf("node: data dir: %w", err)
+	}
+	id, err := readOrCreate(n.paths.NodeIDFile, func() string { return core.NewID(core.PrefixNode) })
+	if err != nil {
+		return err
+	}
+	n.id = id
+	n.secret, err = LoadTokenSecret(n.cfg)
+	return err
+}
+
+// readOrCreate returns the trimmed contents of path, writing gen() there
+// (mode 0600) first if the file does not exist.
+func readOrCreate(path string, gen func() string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, nil
+		}
+		return "", fmt.Errorf("node: %s is empty; delete it to regenerate", path)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("node: read %s: %w", path, err)
+	}
+	v := gen()
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("node: write %s: %w", path, err)
+	}
+	return v, nil
+}
+
+// LoadTokenSecret returns the token secret cfg names, creating the data dir
+// and the secret file if needed, as a node started with cfg would.
+func LoadTokenSecret(cfg Config) ([]byte, error) {
+	if cfg.TokenSecret != "" {
+		return []byte(cfg.TokenSecret), nil
+	}
+	p := cfg.Paths()
+	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data dir: %w", err)
+	}
+	s, err := readOrCreate(p.SecretFile, func() string { return core.NewSecret(32) })
+	return []byte(s), err
+}

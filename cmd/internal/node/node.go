@@ -1,0 +1,164 @@
+// Package node assembles one whole Parley node from its parts: the media
+// engine, the control plane, signaling and the HTTP face. cmd/parley runs
+// one; tests run several in one process.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/parleyhq/parley/core"
+	"github.com/parleyhq/parley/core/devtoken"
+	"github.com/parleyhq/parley/core/room"
+	"github.com/parleyhq/parley/core/sfu"
+	"github.com/parleyhq/parley/core/signal"
+	"github.com/parleyhq/parley/edge"
+)
+
+// Version is the build's version, set by the linker (-X).
+var Version = "dev"
+
+// Node is one running Parley node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	paths  Paths
+	id     string
+	secret []byte
+
+	engine *sfu.Engine
+	rooms  *room.Manager
+	signal *signal.Server
+	http   *edge.Server
+}
+
+// New prepares a node: it creates the data directory, loads or creates the
+// node id and token secret, and opens the media port. Start serves.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log, paths: cfg.Paths()}
+	if err := n.loadState(); err != nil {
+		return nil, err
+	}
+	if err := n.assemble(); err != nil {
+		n.closeMedia()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) assemble() error {
+	media := n.cfg.Media
+	if n.cfg.Dev {
+		media.IncludeLoopback = true
+	}
+	engine, err := sfu.New(media, n.log.With("part", "sfu"))
+	if err != nil {
+		return fmt.Errorf("node: media engine: %w", err)
+	}
+	n.engine = engine
+	rc := n.cfg.Room
+	rc.NodeID = n.id
+	n.rooms, err = room.NewManager(rc, room.Deps{
+		Engine: engine, Policy: n.cfg.Policy, Presence: n.cfg.Presence, Log: n.log.With("part", "room"),
+	})
+	if err != nil {
+		return fmt.Errorf("node: rooms: %w", err)
+	}
+	auth := n.cfg.Auth
+	if auth == nil {
+		auth = &devtoken.Verifier{Secret: n.secret, Skew: 30 * time.Second}
+	}
+	n.signal, err = signal.New(n.cfg.Signal, signal.Deps{Auth: auth, Rooms: n.rooms, Log: n.log.With("part", "signal")})
+	if err != nil {
+		return fmt.Errorf("node: signaling: %w", err)
+	}
+	hc := n.cfg.HTTP
+	hc.Dev = n.cfg.Dev
+	n.http, err = edge.New(hc, edge.Deps{
+		Signal: n.signal, Info: n.info, Log: n.log.With("part", "http"),
+		DevToken: func(roomName, identity string) (string, error) {
+			return n.MintToken(roomName, identity, time.Hour)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("node: http: %w", err)
+	}
+	return nil
+}
+
+// Start opens the HTTP listener. The media port is already open.
+func (n *Node) Start(context.Context) error {
+	if err := n.http.Start(); err != nil {
+		return err
+	}
+	n.log.Info("parley node started", "node_id", n.id, "version", Version,
+		"http", n.http.URL(), "signal", n.http.SignalURL(), "media_udp_port", n.engine.Port(),
+		"data_dir", n.paths.DataDir, "dev", n.cfg.Dev)
+	return nil
+}
+
+// Shutdown stops the node gracefully: clients are told, participants leave
+// (presence is reported), connections close, the media port closes.
+func (n *Node) Shutdown(ctx context.Context) error {
+	err := n.http.Shutdown(ctx)
+	n.rooms.Close(room.ReasonShutdown)
+	n.closeMedia()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("node: shutdown incomplete: %w", err)
+	}
+	return err
+}
+
+func (n *Node) closeMedia() {
+	if n.engine != nil {
+		if err := n.engine.Close(); err != nil {
+			n.log.Warn("close media engine", "err", err)
+		}
+	}
+}
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.id }
+
+// URL returns the HTTP base URL.
+func (n *Node) URL() string { return n.http.URL() }
+
+// SignalURL returns the WebSocket signaling URL.
+func (n *Node) SignalURL() string { return n.http.SignalURL() }
+
+// MediaPort returns the UDP port media uses.
+func (n *Node) MediaPort() int { return n.engine.Port() }
+
+// Rooms returns the node's room manager.
+func (n *Node) Rooms() *room.Manager { return n.rooms }
+
+// MintToken mints a development token for identity in room with all grants.
+func (n *Node) MintToken(roomName, identity string, ttl time.Duration) (string, error) {
+	return devtoken.Mint(n.secret, core.Claims{Identity: identity, Room: roomName, Grants: core.AllGrants}, ttl, time.Now())
+}
+
+// MintTokenWith mints a development token with explicit claims.
+func (n *Node) MintTokenWith(c core.Claims, ttl time.Duration) (string, error) {
+	return devtoken.Mint(n.secret, c, ttl, time.Now())
+}
+
+func (n *Node) info() edge.Info {
+	return edge.Info{
+		Version: Version, NodeID: n.id, MediaPort: n.engine.Port(), Rooms: len(n.rooms.Rooms()),
+		Features: []string{"sfu", "websocket", "trickle-ice", "resume", "data-messages", "nack", "pli", "remb"},
+	}
+}
+
+// MintWithSecret mints a development token with an explicit secret.
+func MintWithSecret(secret []byte, c core.Claims, ttl time.Duration) (string, error) {
+	return devtoken.Mint(secret, c, ttl, time.Now())
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/parleyhq/parley/cmd/internal/node"
+	"github.com/parleyhq/parley/core/protocol"
+)
+
+// envPrefix starts every environment variable Parley reads.
+const envPrefix = "PARLEY_"
+
+// settings is the effective configuration of one command, gathered from
+// defaults, the config file, PARLEY_* variables and flags, in increasing
+// precedence. Every flag has an environment variable (PARLEY_ + the flag
+// name upper-cased with - as _) and a config-file key (the flag name).
+type settings struct {
+	node       node.Config
+	configFile string
+	logLevel   string
+	logFormat  string
+	iceServers stringList
+	sources    map[string]string // flag name -> "file", "env" or "flag"
+}
+
+// stringList is a comma-separated flag value; each Set replaces the list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// bindNode registers the flags every command that locates the data dir
+// shares.
+func (s *settings) bindCommon(fs *flag.FlagSet) {
+	c := &s.node
+	fs.StringVar(&s.configFile, "config", "", "config file (TOML, keys are flag names); default "+defaultConfigFile())
+	fs.StringVar(&c.DataDir, "data-dir", "", "data directory (default "+node.DefaultDataDir()+")")
+	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret for development tokens (default: generated in the data dir)")
+}
+
+// bindServe registers the flags of serve and config.
+func (s *settings) bindServe(fs *flag.FlagSet) {
+	s.bindCommon(fs)
+	c := &s.node
+	fs.BoolVar(&c.Dev, "dev", false, "development mode: any web origin, loopback media candidates, /v1/dev/token")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.HTTP.HTTPAddr, "http-addr", c.HTTP.HTTPAddr, "HTTP/WebSocket listen address (port 0 picks one)")
+	fs.Var((*stringList)(&c.HTTP.AllowedOrigins), "allowed-origins", "comma-separated web origin host patterns allowed to connect")
+	fs.StringVar(&c.HTTP.TLSCert, "tls-cert", "", "TLS certificate file for HTTPS/WSS")
+	fs.StringVar(&c.HTTP.TLSKey, "tls-key", "", "TLS key file for HTTPS/WSS")
+	fs.StringVar(&c.Media.ListenIP, "media-ip", c.Media.ListenIP, "IP the media UDP socket binds (empty: all)")
+	fs.IntVar(&c.Media.MediaPort, "media-port", c.Media.MediaPort, "UDP port for all media (0 picks one)")
+	fs.Var((*stringList)(&c.Media.PublicIPs), "public-ip", "comma-separated public IPs announced for media (NAT 1:1)")
+	fs.BoolVar(&c.Media.IncludeLoopback, "media-loopback", c.Media.IncludeLoopback, "offer loopback media candidates")
+	fs.IntVar(&c.Media.PacketCache, "packet-cache", c.Media.PacketCache, "packets kept per video track for NACK (power of two)")
+	fs.DurationVar(&c.Media.KeyframeThrottle, "keyframe-throttle", c.Media.KeyframeThrottle, "minimum interval between keyframe requests per track")
+	fs.Var(&s.iceServers, "ice-servers", "comma-separated STUN/TURN URLs handed to clients")
+	fs.IntVar(&c.Room.MaxParticipants, "max-participants", c.Room.MaxParticipants, "participants per room")
+	fs.IntVar(&c.Room.MaxTracks, "max-tracks", c.Room.MaxTracks, "published tracks per participant")
+	fs.IntVar(&c.Room.MaxDataPayload, "max-data-payload", c.Room.MaxDataPayload, "bytes per data message payload")
+	fs.Int64Var(&c.Signal.MaxMessageSize, "max-message-size", c.Signal.MaxMessageSize, "bytes per signaling message")
+	fs.Float64Var(&c.Signal.RateLimit, "rate-limit", c.Signal.RateLimit, "signaling requests per second per connection")
+	fs.IntVar(&c.Signal.RateBurst, "rate-burst", c.Signal.RateBurst, "signaling request burst per connection")
+	fs.DurationVar(&c.Signal.PingInterval, "ping-interval", c.Signal.PingInterval, "client keep-alive interval")
+	fs.DurationVar(&c.Signal.ResumeGrace, "resume-grace", c.Signal.ResumeGrace, "how long a dropped session may resume")
+}
+
+func newSettings() *settings {
+	return &settings{node: node.DefaultConfig(), sources: map[string]string{}}
+}
+
+// load applies the config file, the environment and args to fs, in that
+// order of increasing precedence.
+func (s *settings) load(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil { // first pass: find --config
+		return err
+	}
+	if s.configFile == "" {
+		s.configFile = os.Getenv(envPrefix + "CONFIG")
+	}
+	if err := s.applyFile(fs); err != nil {
+		return err
+	}
+	if err := s.applyEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil { // flags win
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) { s.sources[f.Name] = "flag" })
+	for _, u := range s.iceServers {
+		s.node.Signal.ICEServers = append(s.node.Signal.ICEServers, protocol.ICEServer{URLs: []string{u}})
+	}
+	return nil
+}
+
+func defaultConfigFile() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "parley", "parley.toml")
+}
+
+// applyFile reads the config file: explicit, or the default one if present.
+func (s *settings) applyFile(fs *flag.FlagSet) error {
+	path, explicit := s.configFile, s.configFile != ""
+	if !explicit {
+		path = defaultConfigFile()
+	}
+	if path == "" {
+		return nil
+	}
+	var values map[string]any
+	if _, err := toml.DecodeFile(path, &values); err != nil {
+		if !explicit && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	s.configFile = path
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k == "config" || fs.Lookup(k) == nil {
+			return fmt.Errorf("config file %s: unknown key %q (keys are the flag names of this command)", path, k)
+		}
+		if err := fs.Set(k, tomlString(values[k])); err != nil {
+			return fmt.Errorf("config file %s: key %q: %w", path, k, err)
+		}
+		s.sources[k] = "file"
+	}
+	return nil
+}
+
+func tomlString(v any) string {
+	if list, ok := v.([]any); ok {
+		parts := make([]string, len(list))
+		for i, e := range list {
+			parts[i] = fmt.Sprint(e)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+// applyEnv applies PARLEY_* variables; an unknown PARLEY_ variable is an
+// error so typos do not pass silently.
+func (s *settings) applyEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v, ok := os.LookupEnv(name); ok && err == nil {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("environment %s: %w", name, serr)
+			}
+			s.sources[f.Name] = "env"
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix) && !knownEnv()[name] {
+			return fmt.Errorf("environment %s: not a Parley setting (see parley serve --help)", name)
+		}
+	}
+	return nil
+}
+
+// knownEnv lists every PARLEY_ variable any command reads.
+func knownEnv() map[string]bool {
+	fs := flag.NewFlagSet("all", flag.ContinueOnError)
+	s := newSettings()
+	s.bindServe(fs)
+	bindTokenFlags(fs, &tokenOptions{})
+	known := map[string]bool{envPrefix + "CONFIG": true}
+	fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	return known
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (s *settings) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+		return nil, fmt.Errorf("log-level %q: %w", s.logLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch s.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format must be text or json, got %q", s.logFormat)
+}
