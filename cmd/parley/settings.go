@@ -94,6 +94,8 @@ func (s *settings) load(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil { // first pass: find --config
 		return err
 	}
+	var explicit []string
+	fs.Visit(func(f *flag.Flag) { explicit = append(explicit, f.Name) })
 	if s.configFile == "" {
 		s.configFile = os.Getenv(envPrefix + "CONFIG")
 	}
@@ -106,7 +108,9 @@ func (s *settings) load(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil { // flags win
 		return err
 	}
-	fs.Visit(func(f *flag.Flag) { s.sources[f.Name] = "flag" })
+	for _, name := range explicit {
+		s.sources[name] = "flag"
+	}
 	for _, u := range s.iceServers {
 		s.node.Signal.ICEServers = append(s.node.Signal.ICEServers, protocol.ICEServer{URLs: []string{u}})
 	}
