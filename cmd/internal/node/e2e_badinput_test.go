@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley/cmd/internal/node"
 	"github.com/parleyhq/parley/core"
+	"github.com/parleyhq/parley/core/devtoken"
 	"github.com/parleyhq/parley/core/protocol"
 )
 
@@ -14,14 +16,16 @@ import (
 // connection while a two-party call runs, checks each gets its documented
 // error, and that the call's media keeps flowing and nobody was dropped.
 func TestBadInputLeavesCallAlone(t *testing.T) {
-	n := newNode(t, nil)
+	const secret = "bad-input-test-secret-0123456789"
+	n := newNode(t, func(c *node.Config) { c.TokenSecret = secret })
 	call := startCall(t, n, "calm")
 
-	expired, err := n.MintTokenWith(core.Claims{Identity: "late", Room: "calm", Grants: core.AllGrants}, time.Nanosecond)
+	// Expired an hour ago: well past the verifier's clock-skew allowance.
+	expired, err := devtoken.Mint([]byte(secret), core.Claims{Identity: "late", Room: "calm", Grants: core.AllGrants},
+		time.Minute, time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1100 * time.Millisecond) // exp has one-second resolution
 	valid, _ := n.MintToken("other", "mallory", time.Hour)
 
 	cases := []struct {
