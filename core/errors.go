@@ -28,6 +28,7 @@ const (
 	CodeInvalidSDP         Code = "invalid_sdp"
 	CodeSessionExpired     Code = "session_expired"
 	CodeUnavailable        Code = "unavailable"
+	CodeTimeout            Code = "timeout"
 	CodeInternal           Code = "internal"
 )
 

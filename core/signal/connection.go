@@ -44,8 +44,10 @@ func (c *connection) run(ctx context.Context) {
 	defer cancel()
 	var writer sync.WaitGroup
 	writer.Go(func() { c.write(ctx) })
+	idle := time.AfterFunc(c.srv.cfg.AuthTimeout, c.idleTimeout)
+	defer idle.Stop()
 	for {
-		msg, err := c.read(ctx)
+		msg, err := c.conn.Read(ctx)
 		if err != nil {
 			c.readFailed(err)
 			break
@@ -53,6 +55,7 @@ func (c *connection) run(ctx context.Context) {
 		if !c.handle(ctx, msg) {
 			break
 		}
+		idle.Reset(c.idleLimit())
 	}
 	if c.sess != nil {
 		c.sess.detach(c)
@@ -70,28 +73,24 @@ func (c *connection) run(ctx context.Context) {
 	c.close("connection ended")
 }
 
-func (c *connection) read(ctx context.Context) ([]byte, error) {
-	timeout := c.srv.cfg.AuthTimeout
+// idleLimit is how long the connection may stay silent: the auth timeout
+// before joining, three ping intervals after. Called from the read loop.
+func (c *connection) idleLimit() time.Duration {
 	if c.sess != nil {
-		timeout = 3 * c.srv.cfg.PingInterval
+		return 3 * c.srv.cfg.PingInterval
 	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	msg, err := c.conn.Read(rctx)
-	if err != nil && rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-		return nil, errIdle
-	}
-	return msg, err
+	return c.srv.cfg.AuthTimeout
 }
 
-var errIdle = errors.New("signal: connection idle")
+// idleTimeout closes a silent connection, telling the client why first.
+func (c *connection) idleTimeout() {
+	c.closeWith(core.Errorf(core.CodeTimeout, "connection idle for too long: ping every ping_interval_ms"), "idle")
+}
 
 func (c *connection) readFailed(err error) {
 	switch {
 	case errors.Is(err, core.ErrMessageTooLarge):
 		c.closeWith(core.Errorf(core.CodeMessageTooLarge, "message exceeds %d bytes", c.srv.cfg.MaxMessageSize), "message too large")
-	case errors.Is(err, errIdle):
-		c.closeWith(core.Errorf(core.CodeUnauthenticated, "connection idle too long"), "idle")
 	default:
 		c.log.Debug("signal connection closed", "err", err)
 	}

@@ -87,6 +87,32 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
+// Stats counts sessions and connections.
+type Stats struct {
+	Sessions    int // joined sessions, attached or awaiting resume
+	Detached    int // sessions whose connection dropped, within the grace period
+	Connections int // open transport connections, joined or not
+}
+
+// Stats returns current counts.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	st := Stats{Sessions: len(s.sessions), Connections: len(s.conns)}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.mu.Lock()
+		if ss.conn == nil && !ss.ended {
+			st.Detached++
+		}
+		ss.mu.Unlock()
+	}
+	return st
+}
+
 func (s *Server) addSession(ss *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

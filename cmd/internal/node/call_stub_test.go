@@ -9,4 +9,4 @@ import (
 type callT struct{}
 
 func startCall(t *testing.T, n *node.Node, room string) *callT { return &callT{} }
-func (c *callT) checkFlowing(t *testing.T)                       {}
+func (c *callT) checkFlowing(t *testing.T)                     {}

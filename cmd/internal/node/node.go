@@ -138,6 +138,9 @@ func (n *Node) SignalURL() string { return n.http.SignalURL() }
 // MediaPort returns the UDP port media uses.
 func (n *Node) MediaPort() int { return n.engine.Port() }
 
+// SignalStats returns signaling session counts.
+func (n *Node) SignalStats() signal.Stats { return n.signal.Stats() }
+
 // Rooms returns the node's room manager.
 func (n *Node) Rooms() *room.Manager { return n.rooms }
 
