@@ -8,10 +8,10 @@ import (
 // handlers are the user's callbacks.
 type handlers struct {
 	onTrack            func(*RemoteTrack)
-	onParticipantJoin  func(protocol.ParticipantInfo)
-	onParticipantLeave func(protocol.ParticipantLeft)
-	onTrackPublished   func(core.TrackInfo)
-	onTrackUnpublished func(core.TrackInfo)
+	onParticipantJoin  func(Participant)
+	onParticipantLeave func(ParticipantLeft)
+	onTrackPublished   func(TrackInfo)
+	onTrackUnpublished func(TrackInfo)
 	onData             func(DataMessage)
 	onState            func(State)
 	onReconnect        func()
@@ -30,27 +30,27 @@ func (c *Client) OnTrack(f func(*RemoteTrack)) { c.setHandler(func(h *handlers) 
 
 // OnParticipantJoined sets the callback for a participant entering the room.
 // Participants already there at Connect are in Participants instead.
-func (c *Client) OnParticipantJoined(f func(protocol.ParticipantInfo)) {
+func (c *Client) OnParticipantJoined(f func(Participant)) {
 	c.setHandler(func(h *handlers) { h.onParticipantJoin = f })
 }
 
 // OnParticipantLeft sets the callback for a participant leaving the room.
 // Reason is empty when the departure was learned from the snapshot of a
 // resumed session.
-func (c *Client) OnParticipantLeft(f func(protocol.ParticipantLeft)) {
+func (c *Client) OnParticipantLeft(f func(ParticipantLeft)) {
 	c.setHandler(func(h *handlers) { h.onParticipantLeave = f })
 }
 
 // OnTrackPublished sets the callback for a track published in the room,
 // including this client's own tracks (compare ParticipantID with
 // LocalParticipant().ID to tell them apart).
-func (c *Client) OnTrackPublished(f func(core.TrackInfo)) {
+func (c *Client) OnTrackPublished(f func(TrackInfo)) {
 	c.setHandler(func(h *handlers) { h.onTrackPublished = f })
 }
 
 // OnTrackUnpublished sets the callback for a track that stopped, including
 // the tracks of a participant that left.
-func (c *Client) OnTrackUnpublished(f func(core.TrackInfo)) {
+func (c *Client) OnTrackUnpublished(f func(TrackInfo)) {
 	c.setHandler(func(h *handlers) { h.onTrackUnpublished = f })
 }
 

@@ -57,7 +57,9 @@ func newFakeServer(t *testing.T) *fakeServer {
 	return fs
 }
 
-func (fs *fakeServer) url() string { return "ws" + strings.TrimPrefix(fs.srv.URL, "http") + "/v1/signal" }
+func (fs *fakeServer) url() string {
+	return "ws" + strings.TrimPrefix(fs.srv.URL, "http") + "/v1/signal"
+}
 
 func (fs *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(w, r, nil)

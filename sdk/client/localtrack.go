@@ -92,7 +92,7 @@ func (t *LocalTrack) Track() webrtc.TrackLocal { return t.track }
 func (t *LocalTrack) Sender() *webrtc.RTPSender { return t.sender }
 
 // Info returns what the server reported about the track, and whether it has.
-func (t *LocalTrack) Info() (core.TrackInfo, bool) {
+func (t *LocalTrack) Info() (TrackInfo, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.info, t.info.ID != ""
@@ -105,7 +105,7 @@ func (t *LocalTrack) Published() <-chan struct{} { return t.published }
 
 // WaitPublished waits until the server reports the track and returns the
 // report.
-func (t *LocalTrack) WaitPublished(ctx context.Context) (core.TrackInfo, error) {
+func (t *LocalTrack) WaitPublished(ctx context.Context) (TrackInfo, error) {
 	select {
 	case <-t.published:
 		info, _ := t.Info()

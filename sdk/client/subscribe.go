@@ -32,7 +32,7 @@ func (t *RemoteTrack) Receiver() *webrtc.RTPReceiver { return t.receiver }
 // Info returns what the room reported about the track. When the track
 // arrived before any report of it, Info is filled from the track itself
 // (id, participant id, kind, MIME type) and the publisher's identity.
-func (t *RemoteTrack) Info() core.TrackInfo { return t.info }
+func (t *RemoteTrack) Info() TrackInfo { return t.info }
 
 // ID returns the track's Parley id.
 func (t *RemoteTrack) ID() string { return t.info.ID }
@@ -155,7 +155,7 @@ func (c *Client) Unsubscribe(ctx context.Context, trackIDs ...string) error {
 
 // Participants returns the other participants in the room with their
 // tracks, sorted by identity.
-func (c *Client) Participants() []protocol.ParticipantInfo {
+func (c *Client) Participants() []Participant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.room.participants()
@@ -163,7 +163,7 @@ func (c *Client) Participants() []protocol.ParticipantInfo {
 
 // LocalParticipant returns this client's participant as the server reported
 // it, with the tracks it publishes. It is zero before Connect succeeds.
-func (c *Client) LocalParticipant() protocol.ParticipantInfo {
+func (c *Client) LocalParticipant() Participant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, _ := c.room.participant(c.room.self.ID)

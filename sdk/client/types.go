@@ -1,0 +1,20 @@
+package client
+
+import (
+	"github.com/parleyhq/parley/core"
+	"github.com/parleyhq/parley/core/protocol"
+)
+
+// Participant describes a participant in the room, with its published
+// tracks. It is the wire type protocol.ParticipantInfo.
+type Participant = protocol.ParticipantInfo
+
+// ParticipantLeft reports a participant leaving: its id, identity and the
+// reason ("leave", "disconnected", "kicked", "shutdown"). It is the wire type
+// protocol.ParticipantLeft.
+type ParticipantLeft = protocol.ParticipantLeft
+
+// TrackInfo describes a published track: Parley id, the publisher's own
+// track id, participant id and identity, kind and MIME type. It is
+// core.TrackInfo.
+type TrackInfo = core.TrackInfo
