@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -62,7 +63,7 @@ func clientAPI(t testing.TB) *webrtc.API {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.DisableSRTPReplayProtection(true)
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se))
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 }
 
 // waitFor polls cond every 10ms until it holds or timeout passes.
@@ -194,9 +195,13 @@ func newPubClient(t testing.TB, e *Engine) *pubClient {
 }
 
 // addTrack adds a VP8 track sending 100 packets/s; call negotiate after.
-func (c *pubClient) addTrack(id string) {
+func (c *pubClient) addTrack(id string) { c.addTrackMime(id, webrtc.MimeTypeVP8) }
+
+// addTrackMime adds a track of the given codec sending 100 synthetic
+// packets/s; call negotiate after.
+func (c *pubClient) addTrackMime(id, mime string) {
 	c.t.Helper()
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, id, "stream-"+id)
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: mime}, id, "stream-"+id)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -237,7 +242,7 @@ func (c *pubClient) addTrack(id string) {
 			}
 			pkt := &rtp.Packet{
 				Header: rtp.Header{
-					Version: 2, PayloadType: 96, SequenceNumber: uint16(counter + 1000),
+					Version: 2, SequenceNumber: uint16(counter + 1000),
 					Timestamp: counter * 3000, Marker: true,
 				},
 				Payload: makePayload(counter, keyNext.Swap(false)),

@@ -96,15 +96,22 @@ func TestREMBPausesOnlyCongestedSubscriber(t *testing.T) {
 	e := newTestEngine(t)
 	pub := newPubClient(t, e)
 	pub.addTrack("cam")
+	pub.addTrackMime("mic", webrtc.MimeTypeOpus)
 	pub.negotiate()
-	f := pub.forwarder("cam")
+	f, fm := pub.forwarder("cam"), pub.forwarder("mic")
+	if fm.Kind() != webrtc.RTPCodecTypeAudio || fm.Codec().MimeType != webrtc.MimeTypeOpus {
+		t.Fatalf("audio forwarder: %s %s", fm.Kind(), fm.Codec().MimeType)
+	}
 	subA, subB := newSubClient(t, e, true), newSubClient(t, e, true)
 	for _, s := range []*subClient{subA, subB} {
 		if err := s.server.Subscribe(f, "PA_owner"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ra, rb := subA.track(f.ID()), subB.track(f.ID())
+	if err := subB.server.Subscribe(fm, "PA_owner"); err != nil {
+		t.Fatal(err)
+	}
+	ra, rb, rm := subA.track(f.ID()), subB.track(f.ID()), subB.track(fm.ID())
 	waitFor(t, 5*time.Second, "bitrate estimate", func() bool { return f.Bitrate() > 0 })
 	ssrcB := uint32(rb.track.SSRC())
 
@@ -115,6 +122,7 @@ func TestREMBPausesOnlyCongestedSubscriber(t *testing.T) {
 	}
 	nb := rb.snapshot().unique
 	waitPackets(t, ra, 30, "A keeps receiving")
+	waitPackets(t, rm, 10, "B keeps receiving audio")
 	if got := rb.snapshot().unique; got > nb+1 {
 		t.Fatalf("paused B still received %d packets", got-nb)
 	}
@@ -123,6 +131,7 @@ func TestREMBPausesOnlyCongestedSubscriber(t *testing.T) {
 	waitPackets(t, rb, 20, "B resumes")
 	checkClean(t, "A", ra, false)
 	checkClean(t, "B", rb, true)
+	checkClean(t, "B audio", rm, false)
 	if s := rb.snapshot(); s.counterJumps == 0 || s.jumpToKey != s.counterJumps {
 		t.Errorf("B should resume at a keyframe after a skip: %s", rb)
 	}
