@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -23,6 +24,11 @@ const (
 	resumeAboveNum, resumeAboveDen = 85, 100
 )
 
+// pauseProbeAfter is how long a video down track stays paused without a
+// recovering estimate before it tries again: a receiver that gets no video
+// may never raise its estimate on its own.
+const pauseProbeAfter = 10 * time.Second
+
 // keepEpochFor is how many packets after a sequence-number resync late
 // packets from before it are still recognised and dropped.
 const keepEpochFor = 1000
@@ -42,8 +48,9 @@ type downTrack struct {
 	streamID string
 	sender   *webrtc.RTPSender
 
-	bound atomic.Pointer[binding]
-	state atomic.Int32
+	bound    atomic.Pointer[binding]
+	state    atomic.Int32
+	pausedAt atomic.Int64 // unix nanos of the last pause
 	// mapping publishes the sequence mapping to the RTCP goroutine:
 	// bit 32 set when valid, bit 33 while the epoch is fresh, bits 16..31
 	// the offset (out = in - offset), bits 0..15 the first outgoing
@@ -296,15 +303,17 @@ func (d *downTrack) handleREMB(estimate uint64) {
 	}
 	low := estimate*pauseBelowDen < rate*pauseBelowNum
 	high := estimate*resumeAboveDen >= rate*resumeAboveNum
+	probe := time.Since(time.Unix(0, d.pausedAt.Load())) > pauseProbeAfter
 	switch st := d.state.Load(); {
-	case low && st != statePaused:
-		if d.state.CompareAndSwap(st, statePaused) {
-			d.f.log.Debug("pausing congested subscriber", "track", d.f.id, "remb", estimate, "rate", rate)
-		}
-	case high && st == statePaused:
+	case st == statePaused && (high || probe):
 		if d.state.CompareAndSwap(statePaused, stateResuming) {
 			d.f.log.Debug("resuming subscriber at next keyframe", "track", d.f.id, "remb", estimate, "rate", rate)
 			d.f.RequestKeyframe()
+		}
+	case low && st != statePaused:
+		if d.state.CompareAndSwap(st, statePaused) {
+			d.pausedAt.Store(time.Now().UnixNano())
+			d.f.log.Debug("pausing congested subscriber", "track", d.f.id, "remb", estimate, "rate", rate)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +255,69 @@ func TestBindWithoutMatchingCodec(t *testing.T) {
 	}
 	if err := d.Unbind(nil); err != nil || d.bound.Load() != nil {
 		t.Errorf("Unbind: %v", err)
+	}
+}
+
+func TestREMBStateMachine(t *testing.T) {
+	f := testForwarder(64)
+	d := bindFake(f, noopWriter{}, 1)
+	f.bitrate.Store(1_000_000)
+	f.lastPacket.Store(int64(time.Since(f.epoch)))
+	steps := []struct {
+		remb uint64
+		want int32
+	}{
+		{2_000_000, stateActive},
+		{750_000, stateActive}, // within the margin
+		{100_000, statePaused},
+		{800_000, statePaused}, // not recovered enough
+		{900_000, stateResuming},
+		{100_000, statePaused},
+	}
+	for i, s := range steps {
+		d.handleREMB(s.remb)
+		if got := d.state.Load(); got != s.want {
+			t.Fatalf("step %d (remb %d): state %d, want %d", i, s.remb, got, s.want)
+		}
+	}
+	d.pausedAt.Store(time.Now().Add(-pauseProbeAfter - time.Second).UnixNano())
+	if d.handleREMB(100_000); d.state.Load() != stateResuming {
+		t.Errorf("long pause did not probe")
+	}
+
+	audio := newForwarder(forwarderParams{id: "TR_a", kind: webrtc.RTPCodecTypeAudio, cacheSize: 64, throttle: time.Second})
+	audio.bitrate.Store(1_000_000)
+	audio.lastPacket.Store(int64(time.Since(audio.epoch)))
+	da := newDownTrack(audio, nil, "x")
+	if da.handleREMB(1); da.state.Load() != stateActive {
+		t.Errorf("audio paused")
+	}
+}
+
+func TestKeyframeRequestsThrottled(t *testing.T) {
+	var sent atomic.Int64
+	f := newForwarder(forwarderParams{
+		id: "TR_k", kind: webrtc.RTPCodecTypeVideo, cacheSize: 64, throttle: 200 * time.Millisecond,
+		sendPLI: func() error { sent.Add(1); return nil },
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); f.keyframeLoop() }()
+	defer func() { f.stop(); <-done }()
+	start := time.Now()
+	for i := 0; i < 100; i++ { // many subscribers at once: one PLI
+		f.RequestKeyframe()
+	}
+	waitFor(t, time.Second, "first PLI", func() bool { return sent.Load() == 1 })
+	for i := 0; i < 20; i++ { // within the throttle: merged into one deferred PLI
+		f.RequestKeyframe()
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, time.Second, "deferred PLI", func() bool { return sent.Load() == 2 })
+	if el := time.Since(start); el < 200*time.Millisecond {
+		t.Errorf("second PLI after %s, before the throttle interval", el)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := sent.Load(); n != 2 || f.Stats().KeyframeRequests != 2 {
+		t.Errorf("sent %d PLIs (stats %d), want 2", n, f.Stats().KeyframeRequests)
 	}
 }
