@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -28,6 +29,7 @@ type Engine struct {
 	// each subscribed track's m-line to its own codec.
 	subCodecs []webrtc.RTPCodecParameters
 
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -87,6 +89,7 @@ func (e *Engine) Port() int {
 
 // Close closes the socket; peers must be closed first.
 func (e *Engine) Close() error {
+	e.closed.Store(true)
 	e.closeOnce.Do(func() {
 		if err := e.mux.Close(); err != nil {
 			e.closeErr = fmt.Errorf("close udp mux: %w", err)
@@ -99,6 +102,9 @@ func (e *Engine) Close() error {
 
 // newConnection creates a peer connection on api with unified plan.
 func (e *Engine) newConnection(api *webrtc.API) (*webrtc.PeerConnection, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)

@@ -289,4 +289,13 @@ func TestEnginePort(t *testing.T) {
 	if _, err := New(cfg, nil); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("invalid config: %v", err)
 	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.NewPublisher(PublisherHandlers{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("NewPublisher after Close: %v", err)
+	}
+	if _, err := e.NewSubscriber(SubscriberHandlers{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("NewSubscriber after Close: %v", err)
+	}
 }
