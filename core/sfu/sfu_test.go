@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,5 +298,38 @@ func TestEnginePort(t *testing.T) {
 	}
 	if _, err := e.NewSubscriber(SubscriberHandlers{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("NewSubscriber after Close: %v", err)
+	}
+}
+
+func TestSubscriberNoOfferWithoutTracks(t *testing.T) {
+	e := newTestEngine(t)
+	var offers atomic.Int64
+	s, err := e.NewSubscriber(SubscriberHandlers{OnOffer: func(webrtc.SessionDescription) { offers.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Renegotiate()
+	f := testForwarder(64)
+	if err := s.Subscribe(f, "PA_owner"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unsubscribe(f.ID()); err != nil { // within the debounce: nothing to offer
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := offers.Load(); n != 0 {
+		t.Errorf("%d offers with no track ever negotiated", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Subscribe(f, "PA_owner"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Subscribe after Close: %v", err)
+	}
+	if err := s.SetAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: testOffer(t)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("SetAnswer after Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }
