@@ -242,6 +242,9 @@ func (c *Client) handshake(ctx context.Context, typ string, req any) (*protocol.
 	}
 	if err != nil {
 		conn.close(nil)
+		if cerr := c.closingErr(); cerr != nil && !isServerError(err) {
+			err = cerr // the server said why before closing
+		}
 		return nil, nil, fmt.Errorf("%s: %w", typ, err)
 	}
 	return &resp, conn, nil

@@ -368,3 +368,40 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("connect after close = %v", err)
 	}
 }
+
+func TestIdleClosingIsResumed(t *testing.T) {
+	fs := newFakeServer(t)
+	var rec recorder
+	c := connect(t, fs, func(c *Client) { c.OnReconnect(func() { rec.add("reconnected") }) })
+	fc := fs.conn()
+	fc.event(protocol.TypeClosing, protocol.Closing{Reason: "idle", Code: core.CodeTimeout})
+	fc.ws.CloseNow()
+	waitFor(t, "resume after an idle close", func() bool { return rec.has("reconnected") })
+	if c.Err() != nil || c.State() != StateConnected {
+		t.Fatalf("Err = %v, state = %v", c.Err(), c.State())
+	}
+}
+
+func TestClosingDuringResumeStopsRetrying(t *testing.T) {
+	fs := newFakeServer(t)
+	c := connect(t, fs, nil)
+	fs.conn()
+	fs.setHandle(func(fc *fakeConn, m protocol.Message) bool {
+		if m.Type != protocol.TypeResume {
+			return false
+		}
+		fc.event(protocol.TypeClosing, protocol.Closing{Reason: "server shutting down", Code: core.CodeUnavailable})
+		fc.ws.CloseNow()
+		return true
+	})
+	start := time.Now()
+	fs.dropAll()
+	<-c.Done()
+	err := c.Err()
+	if !errors.Is(err, ErrResumeFailed) || !errors.Is(err, ErrServerClosed) || !errors.Is(err, core.ErrUnavailable) {
+		t.Fatalf("Err = %v", err)
+	}
+	if n := fs.count(protocol.TypeResume); n != 1 || time.Since(start) > 2*time.Second {
+		t.Fatalf("%d resume attempts over %s after the server said it is shutting down", n, time.Since(start))
+	}
+}

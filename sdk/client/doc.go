@@ -31,7 +31,7 @@
 // # Reconnection
 //
 // When the signaling connection drops (not after Leave, Close, or a closing
-// event from the server), the client redials with backoff and resumes its
+// event that ends the session), the client redials with backoff and resumes its
 // session within the server's grace period. The peer connections stay up,
 // so media keeps flowing while signaling is away. Requests made meanwhile wait
 // for the new connection. OnStateChange and OnReconnect report progress; if

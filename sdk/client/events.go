@@ -223,21 +223,32 @@ func (c *Client) emitTracksGone(ts []core.TrackInfo) {
 	}
 }
 
-// onClosing records that the server ends the session, so the supervisor
-// closes the client instead of resuming when the socket drops.
+// onClosing records that the server ends the connection. Unless its code
+// says the session survives the connection (idle timeout, oversized message,
+// rate limit), the supervisor then closes the client instead of resuming.
 func (c *Client) onClosing(msg *protocol.Message) error {
 	var ev protocol.Closing
 	if err := protocol.DecodeData(msg, &ev); err != nil {
 		return err
 	}
-	err := serverClosedError(ev)
 	c.log.Info("server is closing the connection", "reason", ev.Reason, "code", ev.Code)
+	switch ev.Code {
+	case core.CodeTimeout, core.CodeMessageTooLarge, core.CodeRateLimited:
+		return nil // the session is detached, not ended: resume it
+	}
 	c.mu.Lock()
 	if c.noResume == nil {
-		c.noResume = err
+		c.noResume = serverClosedError(ev)
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// closingErr returns the reason of a closing event that ended the session.
+func (c *Client) closingErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.noResume
 }
 
 // applySnapshot installs the room state of a join or resume response. After

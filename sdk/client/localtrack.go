@@ -127,8 +127,8 @@ func (t *LocalTrack) setPublished(info core.TrackInfo) {
 }
 
 // OnKeyframeRequest sets a callback for the server asking for a keyframe
-// (PLI or FIR) on a video track. It runs on the track's RTCP goroutine and
-// must not block.
+// (PLI or FIR) on a video track. It runs on the callback goroutine like the
+// client's other callbacks.
 func (t *LocalTrack) OnKeyframeRequest(f func()) {
 	t.mu.Lock()
 	t.onKeyframe = f
@@ -181,12 +181,14 @@ func (t *LocalTrack) readRTCP() {
 		for _, p := range pkts {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				t.mu.Lock()
-				f := t.onKeyframe
-				t.mu.Unlock()
-				if f != nil {
-					f()
-				}
+				t.c.emit(func(*handlers) {
+					t.mu.Lock()
+					f := t.onKeyframe
+					t.mu.Unlock()
+					if f != nil {
+						f()
+					}
+				})
 			}
 		}
 	}

@@ -95,7 +95,7 @@ func (c *Client) reconnect() (*signalConn, error) {
 		if c.ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrResumeFailed, ErrClosed)
 		}
-		if isServerError(err) {
+		if isServerError(err) || errors.Is(err, ErrServerClosed) {
 			return nil, fmt.Errorf("%w: %w", ErrResumeFailed, err)
 		}
 		c.log.Debug("resume attempt failed", "attempt", attempt, "error", err)
