@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 	"go.uber.org/goleak"
 
 	"github.com/parleyhq/parley/cmd/internal/node"
@@ -83,6 +86,200 @@ func TestMediaThreeParticipants(t *testing.T) {
 		p.proxy.close()
 		p.readers.Wait() // track reads end with the peer connections
 	}
+}
+
+// TestMediaPublishControls covers the rest of the client's media surface
+// against the real server: sample tracks, the Parley id of a published
+// track, manual subscription, unsubscribe, unpublish, keyframe requests and
+// the grants the server enforces.
+func TestMediaPublishControls(t *testing.T) {
+	running := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, running) })
+	n := startMediaNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	var mu sync.Mutex
+	var published, unpublished []string
+	remote := map[string]*client.RemoteTrack{}
+	ended := map[string]bool{}
+	var readers sync.WaitGroup
+	alice := mediaClient(t, n, "alice", nil)
+	bob := mediaClient(t, n, "bob", func(c *client.Client) {
+		c.OnTrackPublished(func(ti client.TrackInfo) { mu.Lock(); published = append(published, ti.ID); mu.Unlock() })
+		c.OnTrackUnpublished(func(ti client.TrackInfo) { mu.Lock(); unpublished = append(unpublished, ti.ID); mu.Unlock() })
+		c.OnTrack(func(rt *client.RemoteTrack) {
+			mu.Lock()
+			remote[rt.ID()] = rt
+			mu.Unlock()
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				for {
+					if _, _, err := rt.ReadRTP(); err != nil {
+						mu.Lock()
+						ended[rt.ID()] = true
+						mu.Unlock()
+						return
+					}
+				}
+			}()
+		})
+	}, client.WithAutoSubscribe(false))
+	defer readers.Wait()
+	has := func(list *[]string, id string) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(*list, id) }
+	}
+
+	audio, err := alice.PublishRTP(ctx, webrtc.MimeTypeOpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	video, err := alice.PublishSample(ctx, webrtc.MimeTypeVP8, client.WithTrackID("cam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keyframes atomic.Int32
+	video.OnKeyframeRequest(func() { keyframes.Add(1) })
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	writers.Go(func() { writeSamples(video, stop) })
+	writers.Go(func() { writeRTP(audio, stop) })
+	defer func() { close(stop); writers.Wait() }()
+
+	vinfo, err := video.WaitPublished(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ainfo, err := audio.WaitPublished(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(vinfo.ID, core.PrefixTrack) || vinfo.ClientTrackID != "cam" || vinfo.Identity != "alice" ||
+		vinfo.Kind != core.KindVideo || vinfo.MimeType != webrtc.MimeTypeVP8 || video.ID() != vinfo.ID {
+		t.Fatalf("video track reported as %+v", vinfo)
+	}
+	if n := len(alice.LocalParticipant().Tracks); n != 2 {
+		t.Fatalf("alice's own participant lists %d tracks", n)
+	}
+	mediaEventually(t, 5*time.Second, "bob told of both tracks", func() bool {
+		return has(&published, vinfo.ID)() && has(&published, ainfo.ID)()
+	})
+
+	// Without auto-subscribe nothing arrives until bob asks.
+	if err := bob.Subscribe(ctx, "TR_nosuchtrack"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("subscribe to a missing track: %v", err)
+	}
+	if err := bob.Subscribe(ctx, vinfo.ID); err != nil {
+		t.Fatal(err)
+	}
+	mediaEventually(t, 10*time.Second, "alice's video at bob, and a keyframe request", func() bool {
+		mu.Lock()
+		rt := remote[vinfo.ID]
+		mu.Unlock()
+		return rt != nil && keyframes.Load() > 0
+	})
+	mu.Lock()
+	rt, count := remote[vinfo.ID], len(remote)
+	mu.Unlock()
+	if count != 1 || rt.Identity() != "alice" || rt.Kind() != core.KindVideo || rt.ParticipantID() != alice.LocalParticipant().ID {
+		t.Fatalf("bob got %d tracks; video as %+v", count, rt.Info())
+	}
+
+	if err := bob.Unsubscribe(ctx, vinfo.ID); err != nil {
+		t.Fatal(err)
+	}
+	mediaEventually(t, 10*time.Second, "bob's video read ending after unsubscribe", has2(&mu, ended, vinfo.ID))
+
+	if err := alice.Unpublish(ctx, audio); err != nil {
+		t.Fatal(err)
+	}
+	mediaEventually(t, 5*time.Second, "bob told the audio is gone", has(&unpublished, ainfo.ID))
+	if ps := bob.Participants(); len(ps) != 1 || len(ps[0].Tracks) != 1 || ps[0].Tracks[0].ID != vinfo.ID {
+		t.Fatalf("bob's view of the room: %+v", ps)
+	}
+	if err := alice.Unpublish(ctx, audio); !errors.Is(err, client.ErrUnknownTrack) {
+		t.Fatalf("second unpublish: %v", err)
+	}
+
+	// A viewer token may subscribe only.
+	tok, err := n.MintTokenWith(core.Claims{Identity: "viewer", Room: "controls", Grants: core.Grants{CanSubscribe: true}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := client.Dial(ctx, n.SignalURL(), tok, client.WithLoopback(), client.WithLogger(mediaLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	if _, err := viewer.PublishRTP(ctx, webrtc.MimeTypeOpus); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("viewer publish: %v", err)
+	}
+	if err := viewer.SendData(ctx, "", "hi"); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("viewer data: %v", err)
+	}
+	for _, c := range []*client.Client{viewer, bob, alice} {
+		if err := c.Leave(ctx); err != nil {
+			t.Errorf("leave: %v", err)
+		}
+	}
+}
+
+func has2(mu *sync.Mutex, m map[string]bool, key string) func() bool {
+	return func() bool { mu.Lock(); defer mu.Unlock(); return m[key] }
+}
+
+// writeSamples writes a fake VP8 keyframe every 33 ms until stop closes.
+func writeSamples(lt *client.LocalTrack, stop <-chan struct{}) {
+	tick := time.NewTicker(33 * time.Millisecond)
+	defer tick.Stop()
+	frame := make([]byte, 1500) // two packets per frame; byte 0 bit 0 = 0: keyframe
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		_ = lt.WriteSample(media.Sample{Data: frame, Duration: 33 * time.Millisecond})
+	}
+}
+
+// writeRTP writes a 20 ms audio packet every 20 ms until stop closes.
+func writeRTP(lt *client.LocalTrack, stop <-chan struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for seq := uint16(0); ; seq++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		_ = lt.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960}, Payload: []byte{0xfc, 1, 2, 3}})
+	}
+}
+
+// mediaClient connects identity to the room "controls" with loopback media.
+func mediaClient(t *testing.T, n *node.Node, identity string, setup func(*client.Client), opts ...client.Option) *client.Client {
+	t.Helper()
+	tok, err := n.MintToken("controls", identity, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]client.Option{client.WithLoopback(), client.WithLogger(mediaLogger())}, opts...)
+	c, err := client.New(n.SignalURL(), tok, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("%s: connect: %v", identity, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // checkDataRouting sends a message to the room and one to a participant,
