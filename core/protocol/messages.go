@@ -160,10 +160,10 @@ type DataRequest struct {
 
 // DataEvent delivers a data message.
 type DataEvent struct {
-	From         string `json:"from"`
-	FromIdentity string `json:"from_identity"`
-	To           string `json:"to,omitempty"`
-	Payload      []byte `json:"payload"`
+	From         string          `json:"from"`
+	FromIdentity string          `json:"from_identity"`
+	To           string          `json:"to,omitempty"`
+	Payload      json.RawMessage `json:"payload"` // the JSON value sent, as is
 }
 
 // PingResponse answers ping with the server's clock in Unix milliseconds.
