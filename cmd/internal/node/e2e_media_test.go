@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/parleyhq/parley/cmd/internal/node"
 	"github.com/parleyhq/parley/core"
+	"github.com/parleyhq/parley/core/protocol"
 	"github.com/parleyhq/parley/sdk/client"
 )
 
@@ -104,8 +107,8 @@ func TestMediaPublishControls(t *testing.T) {
 	remote := map[string]*client.RemoteTrack{}
 	ended := map[string]bool{}
 	var readers sync.WaitGroup
-	alice := mediaClient(t, n, "alice", nil)
-	bob := mediaClient(t, n, "bob", func(c *client.Client) {
+	alice := mediaClient(t, n, "controls", "alice", nil)
+	bob := mediaClient(t, n, "controls", "bob", func(c *client.Client) {
 		c.OnTrackPublished(func(ti client.TrackInfo) { mu.Lock(); published = append(published, ti.ID); mu.Unlock() })
 		c.OnTrackUnpublished(func(ti client.TrackInfo) { mu.Lock(); unpublished = append(unpublished, ti.ID); mu.Unlock() })
 		c.OnTrack(func(rt *client.RemoteTrack) {
@@ -258,10 +261,11 @@ func writeRTP(lt *client.LocalTrack, stop <-chan struct{}) {
 	}
 }
 
-// mediaClient connects identity to the room "controls" with loopback media.
-func mediaClient(t *testing.T, n *node.Node, identity string, setup func(*client.Client), opts ...client.Option) *client.Client {
+// mediaClient connects identity to room with loopback media; setup, if not
+// nil, registers callbacks first.
+func mediaClient(t *testing.T, n *node.Node, room, identity string, setup func(*client.Client), opts ...client.Option) *client.Client {
 	t.Helper()
-	tok, err := n.MintToken("controls", identity, time.Hour)
+	tok, err := n.MintToken(room, identity, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +284,55 @@ func mediaClient(t *testing.T, n *node.Node, identity string, setup func(*client
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestDataPayloadIsJSONOnTheWire checks a data event carries the payload as
+// the JSON value sent (docs/protocol.md: "payload": any), as a browser
+// client reading the raw event sees it.
+func TestDataPayloadIsJSONOnTheWire(t *testing.T) {
+	n := startMediaNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tok, err := n.MintToken("wire", "raw", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := websocket.Dial(ctx, n.SignalURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	join, _ := protocol.Request("1", protocol.TypeJoin, protocol.JoinRequest{Token: tok})
+	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
+		t.Fatal(err)
+	}
+	sender := mediaClient(t, n, "wire", "sender", nil)
+	mediaEventually(t, 5*time.Second, "raw participant in the room", func() bool { return len(sender.Participants()) == 1 })
+	if err := sender.SendData(ctx, "", map[string]int{"x": 1}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("no data event: %v", err)
+		}
+		var ev struct {
+			Type string `json:"type"`
+			Data struct {
+				Payload json.RawMessage `json:"payload"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type != protocol.TypeData {
+			continue
+		}
+		if string(ev.Data.Payload) != `{"x":1}` {
+			t.Fatalf("data event payload on the wire is %s, want the JSON value {\"x\":1}", ev.Data.Payload)
+		}
+		return
+	}
 }
 
 // checkDataRouting sends a message to the room and one to a participant,
