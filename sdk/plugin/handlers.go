@@ -88,7 +88,8 @@ var ErrNoHandler = errors.New("plugin: no handler for hook")
 
 // Dispatch runs the handler of hook h on a JSON input and returns its JSON
 // output (nil for presence). It is what the exported hook functions call;
-// tests call it to exercise the exact decode/encode path. A panicking
+// tests call it to exercise the exact decode/encode path. Decoded strings
+// may alias input, so input must not change afterwards. A panicking
 // handler is reported as an error.
 func Dispatch(h abi.Hook, input []byte) (output []byte, err error) {
 	defer func() {
@@ -103,17 +104,15 @@ func Dispatch(h abi.Hook, input []byte) (output []byte, err error) {
 	case abi.HookInit:
 		return dispatchInit(input)
 	case abi.HookAuth:
-		return call(handlers.auth, h, input)
+		return dispatchAuth(input)
 	case abi.HookJoin:
-		return call(handlers.join, h, input)
-	case abi.HookPublish:
-		return call(handlers.publish, h, input)
-	case abi.HookSubscribe:
-		return call(handlers.subscribe, h, input)
+		return dispatchJoin(input)
+	case abi.HookPublish, abi.HookSubscribe:
+		return dispatchTrack(h, input)
 	case abi.HookPresence:
 		return nil, dispatchPresence(input)
 	}
-	return nil, fmt.Errorf("%w %q", ErrNoHandler, h)
+	return nil, noHandler(h)
 }
 
 func dispatchInit(input []byte) ([]byte, error) {
@@ -131,25 +130,59 @@ func dispatchInit(input []byte) ([]byte, error) {
 
 func dispatchPresence(input []byte) error {
 	if handlers.presence == nil {
-		return fmt.Errorf("%w %q", ErrNoHandler, abi.HookPresence)
+		return noHandler(abi.HookPresence)
 	}
-	var ev abi.PresenceEvent
-	if err := json.Unmarshal(input, &ev); err != nil {
-		return fmt.Errorf("plugin: decode presence event: %w", err)
+	ev, err := decodePresenceEvent(input)
+	if err != nil {
+		return decodeErr(abi.HookPresence, err)
 	}
 	return handlers.presence(ev)
 }
 
-// call decodes input as Req, runs fn and encodes its result.
-func call[Req, Resp any](fn func(Req) Resp, h abi.Hook, input []byte) ([]byte, error) {
-	if fn == nil {
-		return nil, fmt.Errorf("%w %q", ErrNoHandler, h)
+func noHandler(h abi.Hook) error { return fmt.Errorf("%w %q", ErrNoHandler, h) }
+
+func decodeErr(h abi.Hook, err error) error {
+	return fmt.Errorf("plugin: decode %s request: %w", h, err)
+}
+
+func dispatchAuth(input []byte) ([]byte, error) {
+	if handlers.auth == nil {
+		return nil, noHandler(abi.HookAuth)
 	}
-	var req Req
-	if err := json.Unmarshal(input, &req); err != nil {
-		return nil, fmt.Errorf("plugin: decode %s request: %w", h, err)
+	req, err := decodeAuthRequest(input)
+	if err != nil {
+		return nil, decodeErr(abi.HookAuth, err)
 	}
-	return json.Marshal(fn(req))
+	return appendAuthResult(make([]byte, 0, 256), handlers.auth(req)), nil
+}
+
+func dispatchJoin(input []byte) ([]byte, error) {
+	if handlers.join == nil {
+		return nil, noHandler(abi.HookJoin)
+	}
+	req, err := decodeJoinRequest(input)
+	if err != nil {
+		return nil, decodeErr(abi.HookJoin, err)
+	}
+	return appendDecision(make([]byte, 0, 128), handlers.join(req)), nil
+}
+
+// dispatchTrack serves publish and subscribe, whose requests share a shape.
+func dispatchTrack(h abi.Hook, input []byte) ([]byte, error) {
+	if h == abi.HookPublish && handlers.publish == nil || h == abi.HookSubscribe && handlers.subscribe == nil {
+		return nil, noHandler(h)
+	}
+	req, err := decodeTrackRequest(input)
+	if err != nil {
+		return nil, decodeErr(h, err)
+	}
+	var d abi.Decision
+	if h == abi.HookPublish {
+		d = handlers.publish(req)
+	} else {
+		d = handlers.subscribe(abi.SubscribeRequest(req))
+	}
+	return appendDecision(make([]byte, 0, 128), d), nil
 }
 
 // Invoke encodes req, dispatches it to hook h and decodes the output into

@@ -77,20 +77,13 @@ func exportSubscribe() int32 { return run(abi.HookSubscribe) }
 //go:wasmexport parley_presence
 func exportPresence() int32 { return run(abi.HookPresence) }
 
-// inputBuf is reused across calls: an instance runs one call at a time and
-// decoding copies everything it keeps.
-var inputBuf []byte
-
 // run is the body of every hook export: pull input, dispatch, push output.
 func run(h abi.Hook) int32 {
 	n := importInputLen()
 	if n < 0 {
 		return abi.HookFailed
 	}
-	if cap(inputBuf) < int(n) {
-		inputBuf = make([]byte, n)
-	}
-	in := inputBuf[:n]
+	in := make([]byte, n, int(n)+padding) // fresh, zero-padded: decoded strings alias it
 	if got := importInputRead(bytesPtr(in), n); got != n {
 		setError("plugin: input_read: " + abi.StatusText(got))
 		return abi.HookFailed
