@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,11 +37,11 @@ import (
 // exactly their addressees, and a client whose signaling socket drops must
 // resume while its media keeps flowing.
 func TestMediaThreeParticipants(t *testing.T) {
-	// Registered first, so it runs last: after the clients and the node are
+	// Registered first, so it runs last: once the clients and the node are
 	// gone, nothing they started may still run.
 	running := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, running) })
-	n := startMediaNode(t)
+	n := newNode(t, nil)
 	names := []string{"alice", "bob", "carol"}
 	ps := make([]*mediaPeer, len(names))
 	for i, name := range names {
@@ -51,14 +50,9 @@ func TestMediaThreeParticipants(t *testing.T) {
 	for _, p := range ps {
 		p.publish(t)
 	}
-	mediaEventually(t, 15*time.Second, "every client receiving the other two's four tracks", func() bool {
-		for _, p := range ps {
-			if !p.receivingFromAll(len(names), 10) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 15*time.Second, "every client receiving the other two's four tracks",
+		every(ps, func(p *mediaPeer) bool { return len(p.lastCounters()) == 4 }))
+	flowing(t, ps, "media flowing on all tracks")
 	for _, p := range ps {
 		p.checkTracks(t, names)
 	}
@@ -69,14 +63,8 @@ func TestMediaThreeParticipants(t *testing.T) {
 	for _, p := range ps {
 		p.stopSending()
 	}
-	mediaEventually(t, 10*time.Second, "every payload sent delivered", func() bool {
-		for _, p := range ps {
-			if !p.receivedAllSent(ps) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 10*time.Second, "every payload sent delivered",
+		every(ps, func(p *mediaPeer) bool { return p.receivedAllSent(ps) }))
 	for _, p := range ps {
 		p.checkIntact(t, ps)
 	}
@@ -86,9 +74,102 @@ func TestMediaThreeParticipants(t *testing.T) {
 		if err := p.c.Leave(ctx); err != nil {
 			t.Errorf("%s: leave: %v", p.name, err)
 		}
-		p.proxy.close()
-		p.readers.Wait() // track reads end with the peer connections
 	}
+}
+
+// checkDataRouting sends a message to the room and one to a participant,
+// then a barrier to the room, and checks each client got exactly its share.
+func checkDataRouting(t *testing.T, ps []*mediaPeer) {
+	t.Helper()
+	alice, bob, carol := ps[0], ps[1], ps[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range []struct {
+		from *mediaPeer
+		to   string
+		msg  string
+	}{{alice, "", "hello room"}, {bob, carol.id(), "psst carol"}, {carol, "", "barrier"}} {
+		if err := m.from.c.SendData(ctx, m.to, map[string]string{"msg": m.msg}); err != nil {
+			t.Fatalf("%s: send %q: %v", m.from.name, m.msg, err)
+		}
+	}
+	// Events reach a client in order, so once the barrier is in, anything
+	// sent to it before is in too.
+	want := map[*mediaPeer][]string{
+		alice: {"carol->room barrier"},
+		bob:   {"alice->room hello room", "carol->room barrier"},
+		carol: {"alice->room hello room", "bob->" + carol.id() + " psst carol"},
+	}
+	eventually(t, 5*time.Second, "data messages delivered", func() bool {
+		return len(alice.logOf("data")) >= 1 && len(bob.logOf("data")) >= 2 && len(carol.logOf("data")) >= 2
+	})
+	time.Sleep(50 * time.Millisecond) // a stray extra message would show here
+	for p, w := range want {
+		if got := p.logOf("data"); fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("%s received data %q, want %q", p.name, got, w)
+		}
+	}
+}
+
+// checkResume cuts alice's signaling connection and keeps her from
+// reconnecting for a while: media must keep flowing both ways meanwhile (the
+// peer connections do not depend on the socket), and once the network is
+// back she must resume the same session within the grace period, the others
+// seeing no departure.
+func checkResume(t *testing.T, ps []*mediaPeer) {
+	t.Helper()
+	alice := ps[0]
+	before, id := alice.reconnects.Load(), alice.id()
+	alice.proxy.setDown(true)
+	eventually(t, 5*time.Second, "alice noticing the drop", func() bool {
+		return alice.c.State() == client.StateReconnecting
+	})
+	flowing(t, ps, "media flowing while alice's signaling is down")
+	if st := alice.c.State(); st != client.StateReconnecting {
+		t.Fatalf("alice in state %v while her network is down", st)
+	}
+	alice.proxy.setDown(false)
+	eventually(t, 10*time.Second, "alice resuming", func() bool {
+		return alice.reconnects.Load() > before && alice.c.State() == client.StateConnected
+	})
+	if err := alice.c.Err(); err != nil || alice.id() != id {
+		t.Fatalf("alice after resume: participant %s (was %s), err %v", alice.id(), id, err)
+	}
+	flowing(t, ps, "media flowing after the resume")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := alice.c.SendData(ctx, ps[1].id(), "after resume"); err != nil {
+		t.Fatalf("alice: request after resume: %v", err)
+	}
+	for _, p := range ps {
+		if n := len(p.lastCounters()); n != 4 {
+			t.Errorf("%s has %d remote tracks after the resume, want 4", p.name, n)
+		}
+		if left := p.logOf("left"); len(left) > 0 {
+			t.Errorf("%s saw participants leave: %q", p.name, left)
+		}
+	}
+}
+
+// flowing waits until every remote track of every client got 20 more
+// payloads.
+func flowing(t *testing.T, ps []*mediaPeer, what string) {
+	t.Helper()
+	marks := make([]map[string]uint32, len(ps))
+	for i, p := range ps {
+		marks[i] = p.lastCounters()
+	}
+	eventually(t, 10*time.Second, what, func() bool {
+		for i, p := range ps {
+			now := p.lastCounters()
+			for id, last := range marks[i] {
+				if now[id] < last+20 {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 // TestMediaPublishControls covers the rest of the client's media surface
@@ -98,41 +179,13 @@ func TestMediaThreeParticipants(t *testing.T) {
 func TestMediaPublishControls(t *testing.T) {
 	running := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, running) })
-	n := startMediaNode(t)
+	n := newNode(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-
-	var mu sync.Mutex
-	var published, unpublished []string
-	remote := map[string]*client.RemoteTrack{}
-	ended := map[string]bool{}
-	var readers sync.WaitGroup
+	w := &watch{seen: map[string]bool{}}
 	alice := mediaClient(t, n, "controls", "alice", nil)
-	bob := mediaClient(t, n, "controls", "bob", func(c *client.Client) {
-		c.OnTrackPublished(func(ti client.TrackInfo) { mu.Lock(); published = append(published, ti.ID); mu.Unlock() })
-		c.OnTrackUnpublished(func(ti client.TrackInfo) { mu.Lock(); unpublished = append(unpublished, ti.ID); mu.Unlock() })
-		c.OnTrack(func(rt *client.RemoteTrack) {
-			mu.Lock()
-			remote[rt.ID()] = rt
-			mu.Unlock()
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				for {
-					if _, _, err := rt.ReadRTP(); err != nil {
-						mu.Lock()
-						ended[rt.ID()] = true
-						mu.Unlock()
-						return
-					}
-				}
-			}()
-		})
-	}, client.WithAutoSubscribe(false))
-	defer readers.Wait()
-	has := func(list *[]string, id string) func() bool {
-		return func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(*list, id) }
-	}
+	bob := mediaClient(t, n, "controls", "bob", w.register, client.WithAutoSubscribe(false))
+	defer w.readers.Wait()
 
 	audio, err := alice.PublishRTP(ctx, webrtc.MimeTypeOpus)
 	if err != nil {
@@ -146,8 +199,8 @@ func TestMediaPublishControls(t *testing.T) {
 	video.OnKeyframeRequest(func() { keyframes.Add(1) })
 	stop := make(chan struct{})
 	var writers sync.WaitGroup
-	writers.Go(func() { writeSamples(video, stop) })
-	writers.Go(func() { writeRTP(audio, stop) })
+	writers.Go(func() { feed(stop, 33*time.Millisecond, func(i uint32) { _ = video.WriteSample(fakeVP8Frame(i)) }) })
+	writers.Go(func() { feed(stop, 20*time.Millisecond, func(i uint32) { _ = audio.WriteRTP(fakeOpusPacket(i)) }) })
 	defer func() { close(stop); writers.Wait() }()
 
 	vinfo, err := video.WaitPublished(ctx)
@@ -165,9 +218,7 @@ func TestMediaPublishControls(t *testing.T) {
 	if n := len(alice.LocalParticipant().Tracks); n != 2 {
 		t.Fatalf("alice's own participant lists %d tracks", n)
 	}
-	mediaEventually(t, 5*time.Second, "bob told of both tracks", func() bool {
-		return has(&published, vinfo.ID)() && has(&published, ainfo.ID)()
-	})
+	eventually(t, 5*time.Second, "bob told of both tracks", w.has("published "+vinfo.ID, "published "+ainfo.ID))
 
 	// Without auto-subscribe nothing arrives until bob asks.
 	if err := bob.Subscribe(ctx, "TR_nosuchtrack"); !errors.Is(err, core.ErrNotFound) {
@@ -176,127 +227,64 @@ func TestMediaPublishControls(t *testing.T) {
 	if err := bob.Subscribe(ctx, vinfo.ID); err != nil {
 		t.Fatal(err)
 	}
-	mediaEventually(t, 10*time.Second, "alice's video at bob, and a keyframe request", func() bool {
-		mu.Lock()
-		rt := remote[vinfo.ID]
-		mu.Unlock()
-		return rt != nil && keyframes.Load() > 0
-	})
-	mu.Lock()
-	rt, count := remote[vinfo.ID], len(remote)
-	mu.Unlock()
-	if count != 1 || rt.Identity() != "alice" || rt.Kind() != core.KindVideo || rt.ParticipantID() != alice.LocalParticipant().ID {
-		t.Fatalf("bob got %d tracks; video as %+v", count, rt.Info())
-	}
-
+	arrived := fmt.Sprintf("track %s alice video %s", vinfo.ID, alice.LocalParticipant().ID)
+	eventually(t, 10*time.Second, "alice's video at bob, as hers", w.has(arrived))
+	eventually(t, 10*time.Second, "a keyframe request at alice", func() bool { return keyframes.Load() > 0 })
 	if err := bob.Unsubscribe(ctx, vinfo.ID); err != nil {
 		t.Fatal(err)
 	}
-	mediaEventually(t, 10*time.Second, "bob's video read ending after unsubscribe", has2(&mu, ended, vinfo.ID))
+	eventually(t, 10*time.Second, "bob's video read ending after unsubscribe", w.has("ended "+vinfo.ID))
 
 	if err := alice.Unpublish(ctx, audio); err != nil {
 		t.Fatal(err)
 	}
-	mediaEventually(t, 5*time.Second, "bob told the audio is gone", has(&unpublished, ainfo.ID))
+	eventually(t, 5*time.Second, "bob told the audio is gone", w.has("unpublished "+ainfo.ID))
 	if ps := bob.Participants(); len(ps) != 1 || len(ps[0].Tracks) != 1 || ps[0].Tracks[0].ID != vinfo.ID {
 		t.Fatalf("bob's view of the room: %+v", ps)
 	}
 	if err := alice.Unpublish(ctx, audio); !errors.Is(err, client.ErrUnknownTrack) {
 		t.Fatalf("second unpublish: %v", err)
 	}
-
-	// A viewer token may subscribe only.
-	tok, err := n.MintTokenWith(core.Claims{Identity: "viewer", Room: "controls", Grants: core.Grants{CanSubscribe: true}}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	if w.has("track count 2")() {
+		t.Fatal("bob received more tracks than the one he subscribed to")
 	}
-	viewer, err := client.Dial(ctx, n.SignalURL(), tok, client.WithLoopback(), client.WithLogger(mediaLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viewer.Close()
-	if _, err := viewer.PublishRTP(ctx, webrtc.MimeTypeOpus); !errors.Is(err, core.ErrForbidden) {
-		t.Fatalf("viewer publish: %v", err)
-	}
-	if err := viewer.SendData(ctx, "", "hi"); !errors.Is(err, core.ErrForbidden) {
-		t.Fatalf("viewer data: %v", err)
-	}
-	for _, c := range []*client.Client{viewer, bob, alice} {
+	checkViewerGrants(ctx, t, n)
+	for _, c := range []*client.Client{bob, alice} {
 		if err := c.Leave(ctx); err != nil {
 			t.Errorf("leave: %v", err)
 		}
 	}
 }
 
-func has2(mu *sync.Mutex, m map[string]bool, key string) func() bool {
-	return func() bool { mu.Lock(); defer mu.Unlock(); return m[key] }
-}
-
-// writeSamples writes a fake VP8 keyframe every 33 ms until stop closes.
-func writeSamples(lt *client.LocalTrack, stop <-chan struct{}) {
-	tick := time.NewTicker(33 * time.Millisecond)
-	defer tick.Stop()
-	frame := make([]byte, 1500) // two packets per frame; byte 0 bit 0 = 0: keyframe
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		_ = lt.WriteSample(media.Sample{Data: frame, Duration: 33 * time.Millisecond})
-	}
-}
-
-// writeRTP writes a 20 ms audio packet every 20 ms until stop closes.
-func writeRTP(lt *client.LocalTrack, stop <-chan struct{}) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for seq := uint16(0); ; seq++ {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		_ = lt.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960}, Payload: []byte{0xfc, 1, 2, 3}})
-	}
-}
-
-// mediaClient connects identity to room with loopback media; setup, if not
-// nil, registers callbacks first.
-func mediaClient(t *testing.T, n *node.Node, room, identity string, setup func(*client.Client), opts ...client.Option) *client.Client {
+// checkViewerGrants checks a subscribe-only token may neither publish nor
+// send data.
+func checkViewerGrants(ctx context.Context, t *testing.T, n *node.Node) {
 	t.Helper()
-	tok, err := n.MintToken(room, identity, time.Hour)
+	claims := core.Claims{Identity: "viewer", Room: "controls", Grants: core.Grants{CanSubscribe: true}}
+	tok, err := n.MintTokenWith(claims, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts = append([]client.Option{client.WithLoopback(), client.WithLogger(mediaLogger())}, opts...)
-	c, err := client.New(n.SignalURL(), tok, opts...)
-	if err != nil {
-		t.Fatal(err)
+	viewer := connectMedia(t, n.SignalURL(), tok, nil)
+	if _, err := viewer.PublishRTP(ctx, webrtc.MimeTypeOpus); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("viewer publish: %v", err)
 	}
-	if setup != nil {
-		setup(c)
+	if err := viewer.SendData(ctx, "", "hi"); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("viewer data: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatalf("%s: connect: %v", identity, err)
+	if err := viewer.Leave(ctx); err != nil {
+		t.Errorf("viewer leave: %v", err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // TestDataPayloadIsJSONOnTheWire checks a data event carries the payload as
 // the JSON value sent (docs/protocol.md: "payload": any), as a browser
-// client reading the raw event sees it.
+// reading the raw event sees it.
 func TestDataPayloadIsJSONOnTheWire(t *testing.T) {
-	n := startMediaNode(t)
+	n := newNode(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tok, err := n.MintToken("wire", "raw", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, _ := n.MintToken("wire", "raw", time.Hour)
 	ws, _, err := websocket.Dial(ctx, n.SignalURL(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -307,132 +295,25 @@ func TestDataPayloadIsJSONOnTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	sender := mediaClient(t, n, "wire", "sender", nil)
-	mediaEventually(t, 5*time.Second, "raw participant in the room", func() bool { return len(sender.Participants()) == 1 })
+	eventually(t, 5*time.Second, "raw participant in the room", func() bool { return len(sender.Participants()) == 1 })
 	if err := sender.SendData(ctx, "", map[string]int{"x": 1}); err != nil {
 		t.Fatal(err)
 	}
-	for {
+	var ev struct {
+		Type string
+		Data struct{ Payload json.RawMessage }
+	}
+	for ev.Type != protocol.TypeData {
 		_, b, err := ws.Read(ctx)
 		if err != nil {
 			t.Fatalf("no data event: %v", err)
 		}
-		var ev struct {
-			Type string `json:"type"`
-			Data struct {
-				Payload json.RawMessage `json:"payload"`
-			} `json:"data"`
-		}
 		if err := json.Unmarshal(b, &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.Type != protocol.TypeData {
-			continue
-		}
-		if string(ev.Data.Payload) != `{"x":1}` {
-			t.Fatalf("data event payload on the wire is %s, want the JSON value {\"x\":1}", ev.Data.Payload)
-		}
-		return
 	}
-}
-
-// checkDataRouting sends a message to the room and one to a participant,
-// then a barrier to the room, and checks each client got exactly its share.
-func checkDataRouting(t *testing.T, ps []*mediaPeer) {
-	t.Helper()
-	alice, bob, carol := ps[0], ps[1], ps[2]
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := alice.c.SendData(ctx, "", map[string]string{"msg": "hello room"}); err != nil {
-		t.Fatalf("alice: send to room: %v", err)
-	}
-	if err := bob.c.SendData(ctx, carol.id(), map[string]string{"msg": "psst carol"}); err != nil {
-		t.Fatalf("bob: send to carol: %v", err)
-	}
-	// Events reach each client in order, so once the barrier is in, anything
-	// sent to a client before it is in too.
-	if err := carol.c.SendData(ctx, "", map[string]string{"msg": "barrier"}); err != nil {
-		t.Fatalf("carol: send to room: %v", err)
-	}
-	want := map[*mediaPeer][]string{
-		alice: {"carol->room barrier"},
-		bob:   {"alice->room hello room", "carol->room barrier"},
-		carol: {"alice->room hello room", "bob->" + carol.id() + " psst carol"},
-	}
-	barrierFor := map[*mediaPeer]int{alice: 1, bob: 2, carol: 2}
-	mediaEventually(t, 5*time.Second, "data messages delivered", func() bool {
-		for p, n := range barrierFor {
-			if len(p.dataLog()) < n {
-				return false
-			}
-		}
-		return true
-	})
-	time.Sleep(50 * time.Millisecond) // a stray extra message would show here
-	for p, w := range want {
-		if got := p.dataLog(); fmt.Sprint(got) != fmt.Sprint(w) {
-			t.Errorf("%s received data %q, want %q", p.name, got, w)
-		}
-	}
-}
-
-// checkResume cuts alice's signaling connection and keeps her from
-// reconnecting for a while: media must keep flowing both ways meanwhile (the
-// peer connections do not depend on the socket), and once the network is
-// back she must resume the same session within the grace period, the others
-// seeing no departure.
-func checkResume(t *testing.T, ps []*mediaPeer) {
-	t.Helper()
-	alice := ps[0]
-	before, id := alice.reconnects.Load(), alice.id()
-	alice.proxy.cut()
-	mediaEventually(t, 5*time.Second, "alice noticing the drop", func() bool {
-		return alice.c.State() == client.StateReconnecting
-	})
-	marks := make([]map[string]uint32, len(ps))
-	for i, p := range ps {
-		marks[i] = p.lastCounters()
-	}
-	mediaEventually(t, 10*time.Second, "media flowing while alice's signaling is down", func() bool {
-		for i, p := range ps {
-			if !p.advancedSince(marks[i], 20) {
-				return false
-			}
-		}
-		return true
-	})
-	if st := alice.c.State(); st != client.StateReconnecting {
-		t.Fatalf("alice in state %v while her network is down", st)
-	}
-	alice.proxy.restore()
-	mediaEventually(t, 10*time.Second, "alice resuming", func() bool {
-		return alice.reconnects.Load() > before && alice.c.State() == client.StateConnected
-	})
-	if err := alice.c.Err(); err != nil || alice.id() != id {
-		t.Fatalf("alice after resume: participant %s (was %s), err %v", alice.id(), id, err)
-	}
-	for i, p := range ps {
-		marks[i] = p.lastCounters()
-	}
-	mediaEventually(t, 10*time.Second, "media flowing after the resume", func() bool {
-		for i, p := range ps {
-			if !p.advancedSince(marks[i], 20) {
-				return false
-			}
-		}
-		return true
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := alice.c.SendData(ctx, ps[1].id(), "after resume"); err != nil {
-		t.Fatalf("alice: request after resume: %v", err)
-	}
-	for _, p := range ps {
-		if n := p.trackCount(); n != 4 {
-			t.Errorf("%s has %d remote tracks after the resume, want 4", p.name, n)
-		}
-		if left := p.leftLog(); len(left) > 0 {
-			t.Errorf("%s saw participants leave: %q", p.name, left)
-		}
+	if string(ev.Data.Payload) != `{"x":1}` {
+		t.Fatalf("data event payload on the wire is %s, want the JSON value {\"x\":1}", ev.Data.Payload)
 	}
 }
 
@@ -475,8 +356,8 @@ func parsePayload(b []byte) (index, kind int, counter uint32, err error) {
 	return int(b[offIndex]), int(b[offKind]), binary.BigEndian.Uint32(b[offCounter:]), nil
 }
 
-// mediaPeer is one participant of the test: its client, its sending tracks
-// and what it received.
+// mediaPeer is one participant of the three-party test: its client, its
+// sending tracks and what it received.
 type mediaPeer struct {
 	name    string
 	index   int
@@ -487,13 +368,11 @@ type mediaPeer struct {
 	readers sync.WaitGroup
 
 	reconnects atomic.Int32
-	sent       [2]atomic.Uint32 // next counter per kind: counters below were sent
+	sent       [2]atomic.Uint32 // per kind: counters below this were sent
 
-	mu     sync.Mutex
-	recv   map[string]*mediaRecv // by Parley track id
-	data   []string
-	left   []string
-	errors []string
+	mu   sync.Mutex
+	recv map[string]*mediaRecv // by Parley track id
+	logs map[string][]string   // "data", "left", "error"
 }
 
 // mediaRecv is one remote track as received.
@@ -508,48 +387,32 @@ type mediaRecv struct {
 
 func joinMediaPeer(t *testing.T, n *node.Node, index int, name string) *mediaPeer {
 	t.Helper()
-	p := &mediaPeer{name: name, index: index, stop: make(chan struct{}), recv: make(map[string]*mediaRecv)}
+	p := &mediaPeer{name: name, index: index, stop: make(chan struct{}),
+		recv: map[string]*mediaRecv{}, logs: map[string][]string{}}
 	p.proxy = newDropProxy(t, n.SignalURL())
 	tok, err := n.MintToken("media", name, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(p.proxy.url, tok, client.WithLoopback(), client.WithLogger(mediaLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.OnTrack(p.onTrack)
-	c.OnReconnect(func() { p.reconnects.Add(1) })
-	c.OnParticipantLeft(func(l client.ParticipantLeft) {
-		p.mu.Lock()
-		p.left = append(p.left, l.Identity+" ("+l.Reason+")")
-		p.mu.Unlock()
+	p.c = connectMedia(t, p.proxy.url, tok, func(c *client.Client) {
+		c.OnTrack(p.onTrack)
+		c.OnReconnect(func() { p.reconnects.Add(1) })
+		c.OnParticipantLeft(func(l client.ParticipantLeft) { p.log("left", l.Identity+" ("+l.Reason+")") })
+		c.OnData(func(m client.DataMessage) {
+			var v struct{ Msg string }
+			if err := m.Decode(&v); err != nil {
+				v.Msg = err.Error()
+			}
+			to := m.To
+			if to == "" {
+				to = "room"
+			}
+			p.log("data", m.FromIdentity+"->"+to+" "+v.Msg)
+		})
 	})
-	c.OnData(func(m client.DataMessage) {
-		var v any
-		if err := m.Decode(&v); err != nil {
-			v = err
-		}
-		to := m.To
-		if to == "" {
-			to = "room"
-		}
-		if s, ok := v.(map[string]any); ok {
-			v = s["msg"]
-		}
-		p.mu.Lock()
-		p.data = append(p.data, fmt.Sprintf("%s->%s %v", m.FromIdentity, to, v))
-		p.mu.Unlock()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatalf("%s: connect: %v", name, err)
-	}
-	p.c = c
 	t.Cleanup(func() {
 		p.stopSending()
-		c.Close()
+		p.c.Close()
 		p.proxy.close()
 		p.readers.Wait()
 	})
@@ -557,6 +420,18 @@ func joinMediaPeer(t *testing.T, n *node.Node, index int, name string) *mediaPee
 }
 
 func (p *mediaPeer) id() string { return p.c.LocalParticipant().ID }
+
+func (p *mediaPeer) log(kind, s string) {
+	p.mu.Lock()
+	p.logs[kind] = append(p.logs[kind], s)
+	p.mu.Unlock()
+}
+
+func (p *mediaPeer) logOf(kind string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.logs[kind]...)
+}
 
 // publish publishes Opus and VP8 and starts sending on both.
 func (p *mediaPeer) publish(t *testing.T) {
@@ -568,34 +443,22 @@ func (p *mediaPeer) publish(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: publish %s: %v", p.name, mime, err)
 		}
-		p.sending.Add(1)
-		go p.send(lt, kind)
-	}
-}
-
-// send writes one packet every 20 ms (audio) or 10 ms (video) until stopped.
-func (p *mediaPeer) send(lt *client.LocalTrack, kind int) {
-	defer p.sending.Done()
-	interval, step := 20*time.Millisecond, uint32(960)
-	if kind == 1 {
-		interval, step = 10*time.Millisecond, 900
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for counter := uint32(0); ; counter++ {
-		select {
-		case <-p.stop:
-			return
-		case <-tick.C:
+		interval, step := 20*time.Millisecond, uint32(960)
+		if kind == 1 {
+			interval, step = 10*time.Millisecond, 900
 		}
-		pkt := &rtp.Packet{
-			Header:  rtp.Header{Version: 2, SequenceNumber: uint16(counter), Timestamp: counter * step, Marker: true},
-			Payload: makePayload(p.index, kind, counter),
-		}
-		if err := lt.WriteRTP(pkt); err != nil {
-			p.fail("%s: write %d: %v", lt.ClientTrackID(), counter, err)
-		}
-		p.sent[kind].Store(counter + 1)
+		p.sending.Go(func() {
+			feed(p.stop, interval, func(i uint32) {
+				pkt := &rtp.Packet{
+					Header:  rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * step, Marker: true},
+					Payload: makePayload(p.index, kind, i),
+				}
+				if err := lt.WriteRTP(pkt); err != nil {
+					p.log("error", fmt.Sprintf("%s: write %d: %v", lt.ClientTrackID(), i, err))
+				}
+				p.sent[kind].Store(i + 1)
+			})
+		})
 	}
 }
 
@@ -608,45 +471,36 @@ func (p *mediaPeer) stopSending() {
 	p.sending.Wait()
 }
 
-func (p *mediaPeer) fail(format string, args ...any) {
-	p.mu.Lock()
-	p.errors = append(p.errors, fmt.Sprintf(format, args...))
-	p.mu.Unlock()
-}
-
 func (p *mediaPeer) onTrack(rt *client.RemoteTrack) {
 	r := &mediaRecv{identity: rt.Identity(), mime: rt.Info().MimeType, kind: rt.Kind(), index: -1}
 	p.mu.Lock()
 	if _, dup := p.recv[rt.ID()]; dup {
-		p.errors = append(p.errors, "track "+rt.ID()+" arrived twice")
+		p.logs["error"] = append(p.logs["error"], "track "+rt.ID()+" arrived twice")
 	}
 	p.recv[rt.ID()] = r
 	p.mu.Unlock()
-	p.readers.Add(1)
-	go func() {
-		defer p.readers.Done()
+	p.readers.Go(func() {
 		for {
 			pkt, _, err := rt.ReadRTP()
 			if err != nil {
 				return
 			}
-			p.receive(r, pkt.Payload)
+			p.mu.Lock()
+			r.receive(pkt.Payload)
+			p.mu.Unlock()
 		}
-	}()
+	})
 }
 
 // receive checks one payload: intact, from the same publisher and kind as
-// the track's first, and exactly the next counter.
-func (p *mediaPeer) receive(r *mediaRecv, payload []byte) {
+// the track's first, and exactly the next counter. p.mu held.
+func (r *mediaRecv) receive(payload []byte) {
 	index, kind, counter, err := parsePayload(payload)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	switch {
 	case err != nil:
 		r.bad = append(r.bad, err.Error())
 	case r.count == 0:
-		r.index, r.kindIdx, r.first, r.last = index, kind, counter, counter
-		r.count = 1
+		r.index, r.kindIdx, r.first, r.last, r.count = index, kind, counter, counter, 1
 	case index != r.index || kind != r.kindIdx:
 		r.bad = append(r.bad, fmt.Sprintf("payload of publisher %d kind %d on track of %d/%d", index, kind, r.index, r.kindIdx))
 	case counter != r.last+1:
@@ -658,26 +512,6 @@ func (p *mediaPeer) receive(r *mediaRecv, payload []byte) {
 	}
 }
 
-// receivingFromAll reports whether 2 tracks of each other participant
-// delivered at least min payloads.
-func (p *mediaPeer) receivingFromAll(participants, min int) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, r := range p.recv {
-		if r.count >= min {
-			n++
-		}
-	}
-	return n == 2*(participants-1)
-}
-
-func (p *mediaPeer) trackCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.recv)
-}
-
 // checkTracks checks the remote tracks' identities, kinds and codecs against
 // what their payloads say about their publisher.
 func (p *mediaPeer) checkTracks(t *testing.T, names []string) {
@@ -686,19 +520,18 @@ func (p *mediaPeer) checkTracks(t *testing.T, names []string) {
 	defer p.mu.Unlock()
 	seen := map[string]bool{}
 	for id, r := range p.recv {
-		wantKind, wantMime := core.KindAudio, webrtc.MimeTypeOpus
-		if r.kindIdx == 1 {
-			wantKind, wantMime = core.KindVideo, webrtc.MimeTypeVP8
-		}
 		if r.index < 0 || r.index >= len(names) || r.index == p.index {
 			t.Errorf("%s: track %s carries payloads of publisher %d", p.name, id, r.index)
 			continue
 		}
-		if r.identity != names[r.index] || r.kind != wantKind || r.mime != wantMime {
-			t.Errorf("%s: track %s reported as %s %s %s; its payloads are %s's %s %s",
-				p.name, id, r.identity, r.kind, r.mime, names[r.index], wantKind, wantMime)
+		want := names[r.index] + " audio " + webrtc.MimeTypeOpus
+		if r.kindIdx == 1 {
+			want = names[r.index] + " video " + webrtc.MimeTypeVP8
 		}
-		seen[fmt.Sprint(r.index, r.kindIdx)] = true
+		if got := fmt.Sprintf("%s %s %s", r.identity, r.kind, r.mime); got != want {
+			t.Errorf("%s: track %s reported as %q; its payloads are %q's", p.name, id, got, want)
+		}
+		seen[want] = true
 	}
 	if len(seen) != 4 {
 		t.Errorf("%s: receives %d distinct publisher tracks, want 4", p.name, len(seen))
@@ -713,19 +546,6 @@ func (p *mediaPeer) lastCounters() map[string]uint32 {
 		m[id] = r.last
 	}
 	return m
-}
-
-// advancedSince reports whether every track marked got at least n more
-// payloads.
-func (p *mediaPeer) advancedSince(mark map[string]uint32, n uint32) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, last := range mark {
-		if r := p.recv[id]; r == nil || r.last < last+n {
-			return false
-		}
-	}
-	return true
 }
 
 // receivedAllSent reports whether every track got its publisher's last
@@ -750,7 +570,7 @@ func (p *mediaPeer) checkIntact(t *testing.T, ps []*mediaPeer) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, e := range p.errors {
+	for _, e := range p.logs["error"] {
 		t.Errorf("%s: %s", p.name, e)
 	}
 	for id, r := range p.recv {
@@ -767,33 +587,93 @@ func (p *mediaPeer) checkIntact(t *testing.T, ps []*mediaPeer) {
 	}
 }
 
-func (p *mediaPeer) leftLog() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.left...)
+// watch records what a client is told: "published ID", "unpublished ID",
+// "track ID IDENTITY KIND PARTICIPANT" (arrived) and "ended ID" (its reads
+// ended).
+type watch struct {
+	mu      sync.Mutex
+	seen    map[string]bool
+	tracks  int
+	readers sync.WaitGroup
 }
 
-func (p *mediaPeer) dataLog() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.data...)
+func (w *watch) register(c *client.Client) {
+	c.OnTrackPublished(func(ti client.TrackInfo) { w.mark("published " + ti.ID) })
+	c.OnTrackUnpublished(func(ti client.TrackInfo) { w.mark("unpublished " + ti.ID) })
+	c.OnTrack(func(rt *client.RemoteTrack) {
+		w.mark(fmt.Sprintf("track %s %s %s %s", rt.ID(), rt.Identity(), rt.Kind(), rt.ParticipantID()))
+		w.readers.Go(func() {
+			for {
+				if _, _, err := rt.ReadRTP(); err != nil {
+					w.mark("ended " + rt.ID())
+					return
+				}
+			}
+		})
+	})
+}
+
+func (w *watch) mark(s string) {
+	w.mu.Lock()
+	w.seen[s] = true
+	if strings.HasPrefix(s, "track TR_") {
+		w.tracks++
+		w.seen[fmt.Sprint("track count ", w.tracks)] = true
+	}
+	w.mu.Unlock()
+}
+
+func (w *watch) has(all ...string) func() bool {
+	return func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, s := range all {
+			if !w.seen[s] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// feed calls write with 0, 1, 2... every interval until stop closes.
+func feed(stop <-chan struct{}, interval time.Duration, write func(i uint32)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for i := uint32(0); ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			write(i)
+		}
+	}
+}
+
+// fakeVP8Frame is a 1500-byte "keyframe" (bit 0 of byte 0 clear): two RTP
+// packets once packetized.
+func fakeVP8Frame(uint32) media.Sample {
+	return media.Sample{Data: make([]byte, 1500), Duration: 33 * time.Millisecond}
+}
+
+func fakeOpusPacket(i uint32) *rtp.Packet {
+	return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 960}, Payload: []byte{0xfc, 1, 2, 3}}
 }
 
 // dropProxy relays TCP to the node's HTTP port, so a test can cut a
 // client's signaling connection without touching its media.
 type dropProxy struct {
-	t      testing.TB
 	ln     net.Listener
 	target string
 	url    string
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-	refuse bool // network down: connections are cut as they come
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+	down  bool // network down: connections are cut as they come
 }
 
-func newDropProxy(t testing.TB, signalURL string) *dropProxy {
+func newDropProxy(t *testing.T, signalURL string) *dropProxy {
 	t.Helper()
 	u, err := url.Parse(signalURL)
 	if err != nil {
@@ -803,25 +683,23 @@ func newDropProxy(t testing.TB, signalURL string) *dropProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &dropProxy{t: t, ln: ln, target: u.Host, conns: make(map[net.Conn]bool)}
+	p := &dropProxy{ln: ln, target: u.Host, conns: map[net.Conn]bool{}}
 	u.Host = ln.Addr().String()
 	p.url = u.String()
-	p.wg.Add(1)
-	go p.accept()
+	p.wg.Go(p.accept)
 	return p
 }
 
 func (p *dropProxy) accept() {
-	defer p.wg.Done()
 	for {
 		in, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
 		p.mu.Lock()
-		refuse := p.refuse
+		down := p.down
 		p.mu.Unlock()
-		if refuse {
+		if down {
 			in.Close()
 			continue
 		}
@@ -833,14 +711,12 @@ func (p *dropProxy) accept() {
 		p.mu.Lock()
 		p.conns[in], p.conns[out] = true, true
 		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
+		p.wg.Go(func() { p.pipe(in, out) })
+		p.wg.Go(func() { p.pipe(out, in) })
 	}
 }
 
 func (p *dropProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
 	_, _ = io.Copy(dst, src)
 	dst.Close()
 	src.Close()
@@ -850,60 +726,54 @@ func (p *dropProxy) pipe(dst, src net.Conn) {
 	p.mu.Unlock()
 }
 
-// drop cuts every relayed connection, as a network failure would.
-func (p *dropProxy) drop() {
+// setDown takes the network down (relayed connections cut, new ones
+// refused) or brings it back.
+func (p *dropProxy) setDown(down bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			c.Close()
+		}
 	}
-}
-
-// cut takes the network down: relayed connections are cut and new ones
-// refused until restore.
-func (p *dropProxy) cut() {
-	p.mu.Lock()
-	p.refuse = true
-	p.mu.Unlock()
-	p.drop()
-}
-
-func (p *dropProxy) restore() {
-	p.mu.Lock()
-	p.refuse = false
-	p.mu.Unlock()
 }
 
 func (p *dropProxy) close() {
 	p.ln.Close()
-	p.drop()
+	p.setDown(true)
 	p.wg.Wait()
 }
 
-// startMediaNode starts a node on free ports with loopback media.
-func startMediaNode(t *testing.T) *node.Node {
+// mediaClient connects identity to room; see connectMedia.
+func mediaClient(t *testing.T, n *node.Node, room, identity string, setup func(*client.Client), opts ...client.Option) *client.Client {
 	t.Helper()
-	cfg := node.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.HTTPAddr = "127.0.0.1:0"
-	cfg.Media.MediaPort = 0
-	cfg.Media.IncludeLoopback = true
-	cfg.Dev = true
-	n, err := node.New(cfg, mediaLogger())
+	tok, err := n.MintToken(room, identity, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Start(context.Background()); err != nil {
+	return connectMedia(t, n.SignalURL(), tok, setup, opts...)
+}
+
+// connectMedia connects a client with loopback media; setup, if not nil,
+// registers callbacks first. The client is closed when the test ends.
+func connectMedia(t *testing.T, url, tok string, setup func(*client.Client), opts ...client.Option) *client.Client {
+	t.Helper()
+	opts = append([]client.Option{client.WithLoopback(), client.WithLogger(mediaLogger())}, opts...)
+	c, err := client.New(url, tok, opts...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("node shutdown: %v", err)
-		}
-	})
-	return n
+	if setup != nil {
+		setup(c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func mediaLogger() *slog.Logger {
@@ -914,14 +784,14 @@ func mediaLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// mediaEventually polls cond every 10 ms until it holds or timeout passes.
-func mediaEventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+// every returns a condition that holds when cond holds for every peer.
+func every(ps []*mediaPeer, cond func(*mediaPeer) bool) func() bool {
+	return func() bool {
+		for _, p := range ps {
+			if !cond(p) {
+				return false
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return true
 	}
 }
