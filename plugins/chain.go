@@ -3,7 +3,6 @@ package plugins
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -57,7 +56,7 @@ func (m *Manager) Evaluate(ctx context.Context, h abi.Hook, req any) (Verdict, e
 		start := time.Now()
 		_, err := g.call(ctx, h, input, func(out []byte, set bool) (err error) {
 			if !set {
-				return errors.New("the hook set no output")
+				return errNoOutput
 			}
 			d, err = decodeDecision(out)
 			return err
@@ -139,7 +138,7 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (core.Claims, 
 		var r abi.AuthResult
 		_, err = g.call(ctx, abi.HookAuth, input, func(out []byte, set bool) (err error) {
 			if !set {
-				return errors.New("the hook set no output")
+				return errNoOutput
 			}
 			r, err = decodeAuthResult(out, req.Claims != nil)
 			return err

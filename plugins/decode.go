@@ -11,6 +11,9 @@ import (
 	"github.com/parleyhq/parley/abi"
 )
 
+// errNoOutput is the bad output of a hook that set none.
+var errNoOutput = errors.New("the hook set no output")
+
 // decodeObject unmarshals a JSON object into v. Anything else (null, an
 // array, trailing garbage) is an error.
 func decodeObject(b []byte, v any) error {

@@ -42,12 +42,12 @@ type generation struct {
 	modCfg  wazero.ModuleConfig
 	initReq []byte
 
-	idle  chan *instance  // instances ready for a call
-	slots chan struct{}   // one token per existing instance
-	mem   atomic.Int64    // bytes of linear memory of live instances
-	live  atomic.Int64    // live instances
-	warm  time.Duration   // how long the load's warm-up took
-	built time.Duration   // compile + check + warm-up
+	idle  chan *instance // instances ready for a call
+	slots chan struct{}  // one token per existing instance
+	mem   atomic.Int64   // bytes of linear memory of live instances
+	live  atomic.Int64   // live instances
+	warm  time.Duration  // how long the load's warm-up took
+	built time.Duration  // compile + check + warm-up
 
 	inflight  atomic.Int64
 	retired   atomic.Bool

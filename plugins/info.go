@@ -78,7 +78,9 @@ type CallResult struct {
 
 // Call runs hook h of the plugin called name with a raw JSON input,
 // bypassing the chain: for the admin API, plugin tests and diagnostics.
-// The output is returned unchecked.
+// The output is validated as the chain would (a Decision for join,
+// publish and subscribe, an AuthResult for auth) and returned as the
+// plugin set it.
 func (m *Manager) Call(ctx context.Context, name string, h abi.Hook, input []byte) (CallResult, error) {
 	g, err := m.enterPlugin(name)
 	if err != nil {
@@ -89,7 +91,7 @@ func (m *Manager) Call(ctx context.Context, name string, h abi.Hook, input []byt
 		return CallResult{}, fmt.Errorf("%w: plugin %q does not serve %q (serves %v)", ErrHookNotServed, name, h, g.hooks.list())
 	}
 	start := time.Now()
-	cs, err := g.call(ctx, h, input, nil)
+	cs, err := g.call(ctx, h, input, validator(h))
 	res := CallResult{Plugin: g.spec.Name, Version: g.spec.Version, Generation: g.id,
 		Latency: time.Since(start), Memory: g.mem.Load()}
 	if cs != nil {
@@ -112,4 +114,27 @@ func (m *Manager) enterPlugin(name string) (*generation, error) {
 			return e.gen, nil
 		}
 	}
+}
+
+// validator returns the output check of hook h.
+func validator(h abi.Hook) decodeFunc {
+	switch h {
+	case abi.HookJoin, abi.HookPublish, abi.HookSubscribe:
+		return func(out []byte, set bool) error {
+			if !set {
+				return errNoOutput
+			}
+			_, err := decodeDecision(out)
+			return err
+		}
+	case abi.HookAuth:
+		return func(out []byte, set bool) error {
+			if !set {
+				return errNoOutput
+			}
+			_, err := decodeAuthResult(out, false)
+			return err
+		}
+	}
+	return nil
 }

@@ -45,9 +45,16 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	buildDir = filepath.Join(tmp, "bin")
+	// Compiled code is cached across runs (keyed by module digest and
+	// wazero version, so it is never stale): a Go plugin takes seconds to
+	// compile under the race detector.
 	cacheDir = os.Getenv("PARLEY_TEST_WAZERO_CACHE")
 	if cacheDir == "" {
-		cacheDir = filepath.Join(tmp, "wazero")
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = tmp
+		}
+		cacheDir = filepath.Join(base, "parley", "test-wazero")
 	}
 	return m.Run()
 }

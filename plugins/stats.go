@@ -47,8 +47,8 @@ type Stats struct {
 // counters are the atomic backing of Stats.
 type counters struct {
 	calls, failures, timeouts, traps, ooms, badOutputs, pluginErrors, canceled atomic.Uint64
-	denials, created, discarded, backoffs, backedOff                          atomic.Uint64
-	logLines, logsDropped, webhooks, webhookErrors, reloads, callNanos        atomic.Uint64
+	denials, created, discarded, backoffs, backedOff                           atomic.Uint64
+	logLines, logsDropped, webhooks, webhookErrors, reloads, callNanos         atomic.Uint64
 }
 
 // pluginState is what outlives a generation: counters and health.

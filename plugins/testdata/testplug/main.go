@@ -20,6 +20,10 @@ type config struct {
 	Mode       string `json:"mode"`        // "init_fail" fails init
 	WebhookURL string `json:"webhook_url"` // presence sends a webhook here
 	HugeBytes  int    `json:"huge_bytes"`  // size of the "huge" output
+	// AuthPrefix: auth allows tokens "<prefix><identity>", denies the
+	// token "revoked" as expired and skips every other token.
+	AuthPrefix   string `json:"auth_prefix"`
+	PresenceFail bool   `json:"presence_fail"` // presence reports failure
 }
 
 var (
@@ -46,6 +50,19 @@ func init() {
 	})
 	plugin.OnSubscribe(func(abi.SubscribeRequest) abi.Decision { return abi.Allow() })
 	plugin.OnPresence(presence)
+	plugin.OnAuth(auth)
+}
+
+func auth(req abi.AuthRequest) abi.AuthResult {
+	switch {
+	case req.Token == "revoked":
+		return abi.AuthResult{Code: abi.CodeTokenExpired, Reason: "testplug: token revoked"}
+	case cfg.AuthPrefix == "" || !strings.HasPrefix(req.Token, cfg.AuthPrefix):
+		return abi.AuthResult{Skip: true}
+	}
+	id := strings.TrimPrefix(req.Token, cfg.AuthPrefix)
+	return abi.AuthResult{Allow: true, Claims: &abi.Claims{Identity: id, Room: "room-" + id,
+		Grants: abi.Grants{CanSubscribe: true}, Metadata: cfg.Version}}
 }
 
 func join(input []byte) ([]byte, error) {
@@ -88,6 +105,9 @@ func join(input []byte) ([]byte, error) {
 func presence(ev abi.PresenceEvent) error {
 	if ev.Room == "panic" {
 		panic("testplug: presence boom")
+	}
+	if cfg.PresenceFail {
+		return errors.New("testplug: presence fails as configured")
 	}
 	if cfg.WebhookURL == "" {
 		return nil
