@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -175,11 +174,11 @@ func flowing(t *testing.T, ps []*mediaPeer, what string) {
 // TestMediaPublishControls covers the rest of the client's media surface
 // against the real server: sample tracks, the Parley id of a published
 // track, manual subscription, unsubscribe, unpublish, keyframe requests and
-// the grants the server enforces.
+// publishing refused by policy.
 func TestMediaPublishControls(t *testing.T) {
 	running := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, running) })
-	n := newNode(t, nil)
+	n := newNode(t, func(c *node.Config) { c.Policy = refuseVideo{identity: "carol"} })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	w := &watch{seen: map[string]bool{}}
@@ -248,7 +247,7 @@ func TestMediaPublishControls(t *testing.T) {
 	if w.has("track count 2")() {
 		t.Fatal("bob received more tracks than the one he subscribed to")
 	}
-	checkViewerGrants(ctx, t, n)
+	checkRefusedPublish(ctx, t, n)
 	for _, c := range []*client.Client{bob, alice} {
 		if err := c.Leave(ctx); err != nil {
 			t.Errorf("leave: %v", err)
@@ -256,24 +255,41 @@ func TestMediaPublishControls(t *testing.T) {
 	}
 }
 
-// checkViewerGrants checks a subscribe-only token may neither publish nor
-// send data.
-func checkViewerGrants(ctx context.Context, t *testing.T, n *node.Node) {
+// refuseVideo is a policy refusing video from one identity.
+type refuseVideo struct{ identity string }
+
+func (r refuseVideo) Decide(_ context.Context, req core.PolicyRequest) (core.Decision, error) {
+	video := req.Action == core.ActionPublish && req.Track != nil && req.Track.Kind == core.KindVideo
+	return core.Decision{Allow: !video || req.Claims.Identity != r.identity, Reason: "no video"}, nil
+}
+
+// checkRefusedPublish checks the publisher connection survives refused
+// offers (pion cannot roll an offer back): a refused first offer, then a
+// refused renegotiation while a track is live.
+func checkRefusedPublish(ctx context.Context, t *testing.T, n *node.Node) {
 	t.Helper()
-	claims := core.Claims{Identity: "viewer", Room: "controls", Grants: core.Grants{CanSubscribe: true}}
-	tok, err := n.MintTokenWith(claims, time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	carol := mediaClient(t, n, "controls", "carol", nil)
+	if _, err := carol.PublishRTP(ctx, webrtc.MimeTypeVP8); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("carol's video as first offer: %v", err)
 	}
-	viewer := connectMedia(t, n.SignalURL(), tok, nil)
-	if _, err := viewer.PublishRTP(ctx, webrtc.MimeTypeOpus); !errors.Is(err, core.ErrForbidden) {
-		t.Fatalf("viewer publish: %v", err)
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	defer func() { close(stop); writers.Wait() }()
+	for i := range 2 {
+		audio, err := carol.PublishRTP(ctx, webrtc.MimeTypeOpus)
+		if err != nil {
+			t.Fatalf("carol's audio %d after a refusal: %v", i, err)
+		}
+		writers.Go(func() { feed(stop, 20*time.Millisecond, func(i uint32) { _ = audio.WriteRTP(fakeOpusPacket(i)) }) })
+		if _, err := audio.WaitPublished(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := carol.PublishRTP(ctx, webrtc.MimeTypeVP8); !errors.Is(err, core.ErrForbidden) {
+			t.Fatalf("carol's video as renegotiation: %v", err)
+		}
 	}
-	if err := viewer.SendData(ctx, "", "hi"); !errors.Is(err, core.ErrForbidden) {
-		t.Fatalf("viewer data: %v", err)
-	}
-	if err := viewer.Leave(ctx); err != nil {
-		t.Errorf("viewer leave: %v", err)
+	if err := carol.Leave(ctx); err != nil {
+		t.Errorf("carol leave: %v", err)
 	}
 }
 
@@ -282,38 +298,15 @@ func checkViewerGrants(ctx context.Context, t *testing.T, n *node.Node) {
 // reading the raw event sees it.
 func TestDataPayloadIsJSONOnTheWire(t *testing.T) {
 	n := newNode(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tok, _ := n.MintToken("wire", "raw", time.Hour)
-	ws, _, err := websocket.Dial(ctx, n.SignalURL(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
-	join, _ := protocol.Request("1", protocol.TypeJoin, protocol.JoinRequest{Token: tok})
-	if err := ws.Write(ctx, websocket.MessageText, join); err != nil {
-		t.Fatal(err)
-	}
+	raw, _ := joinRaw(t, n, "wire", "raw")
 	sender := mediaClient(t, n, "wire", "sender", nil)
-	eventually(t, 5*time.Second, "raw participant in the room", func() bool { return len(sender.Participants()) == 1 })
-	if err := sender.SendData(ctx, "", map[string]int{"x": 1}); err != nil {
+	if err := sender.SendData(context.Background(), "", map[string]int{"x": 1}); err != nil {
 		t.Fatal(err)
 	}
-	var ev struct {
-		Type string
-		Data struct{ Payload json.RawMessage }
-	}
-	for ev.Type != protocol.TypeData {
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatalf("no data event: %v", err)
-		}
-		if err := json.Unmarshal(b, &ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if string(ev.Data.Payload) != `{"x":1}` {
-		t.Fatalf("data event payload on the wire is %s, want the JSON value {\"x\":1}", ev.Data.Payload)
+	ev := raw.nextEvent(protocol.TypeData)
+	var d struct{ Payload json.RawMessage }
+	if err := json.Unmarshal(ev.Data, &d); err != nil || string(d.Payload) != `{"x":1}` {
+		t.Fatalf("data event on the wire is %s, want the payload as the JSON value {\"x\":1} (%v)", ev.Data, err)
 	}
 }
 
