@@ -55,10 +55,19 @@ func (m *Message) Err() error {
 // missing type, or an over-long id. The error is a *core.Error whose code
 // tells the client what was wrong; the returned Message holds whatever ID
 // and Type could be read so the error can be correlated.
-func Decode(b []byte) (Message, error) {
+func Decode(b []byte) (Message, error) { return decode(b, true) }
+
+// DecodeLenient is Decode for clients reading server messages: unknown
+// fields are ignored, so a newer server that adds fields does not break an
+// older client. The server itself stays strict about what clients send.
+func DecodeLenient(b []byte) (Message, error) { return decode(b, false) }
+
+func decode(b []byte, strict bool) (Message, error) {
 	var m Message
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(&m); err != nil {
 		return partial(b), core.Errorf(core.CodeMalformed, "message is not a valid envelope: %v", err)
 	}
@@ -99,12 +108,19 @@ func partial(b []byte) Message {
 
 // DecodeData unmarshals a message's data into v, rejecting unknown fields.
 // Missing data decodes as an empty object.
-func DecodeData(m *Message, v any) error {
+func DecodeData(m *Message, v any) error { return decodeData(m, v, true) }
+
+// DecodeDataLenient is DecodeData ignoring unknown fields, for clients.
+func DecodeDataLenient(m *Message, v any) error { return decodeData(m, v, false) }
+
+func decodeData(m *Message, v any, strict bool) error {
 	if len(m.Data) == 0 || bytes.Equal(m.Data, []byte("null")) {
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(m.Data))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		return core.Errorf(core.CodeBadRequest, "%s: invalid data: %v", m.Type, err)
 	}

@@ -106,3 +106,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestLenientIgnoresUnknownFields(t *testing.T) {
+	b := []byte(`{"v":1,"type":"participant_left","future":true,"data":{"participant_id":"PA_1","identity":"a","reason":"leave","new_field":1}}`)
+	if _, err := Decode(b); err == nil {
+		t.Fatal("strict decode accepted an unknown field")
+	}
+	m, err := DecodeLenient(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev ParticipantLeft
+	if err := DecodeDataLenient(&m, &ev); err != nil || ev.Identity != "a" {
+		t.Fatalf("lenient data: %+v %v", ev, err)
+	}
+	if err := DecodeData(&m, &ev); err == nil {
+		t.Fatal("strict data decode accepted an unknown field")
+	}
+}

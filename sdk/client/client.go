@@ -232,7 +232,7 @@ func (c *Client) handshake(ctx context.Context, typ string, req any) (*protocol.
 		if m.Err() != nil {
 			return
 		}
-		if decodeErr = protocol.DecodeData(&m, &resp); decodeErr == nil {
+		if decodeErr = protocol.DecodeDataLenient(&m, &resp); decodeErr == nil {
 			c.applySnapshot(&resp, typ == protocol.TypeResume)
 		}
 	}
@@ -451,7 +451,7 @@ func (c *Client) call(ctx context.Context, typ string, data, out any) error {
 		return err
 	}
 	if out != nil {
-		return protocol.DecodeData(&msg, out)
+		return protocol.DecodeDataLenient(&msg, out)
 	}
 	return nil
 }

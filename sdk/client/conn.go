@@ -73,7 +73,7 @@ func (s *signalConn) readLoop() {
 			s.log.Warn("ignoring binary signaling frame", "bytes", len(b))
 			continue
 		}
-		msg, err := protocol.Decode(b)
+		msg, err := protocol.DecodeLenient(b)
 		if err != nil {
 			s.log.Warn("undecodable signaling message", "error", err, "id", msg.ID, "type", msg.Type)
 			if msg.ID == "" {

@@ -47,7 +47,7 @@ func (c *Client) SendData(ctx context.Context, to string, payload any) error {
 
 func (c *Client) onDataEvent(msg *protocol.Message) error {
 	var ev protocol.DataEvent
-	if err := protocol.DecodeData(msg, &ev); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &ev); err != nil {
 		return err
 	}
 	dm := DataMessage{From: ev.From, FromIdentity: ev.FromIdentity, To: ev.To, Payload: json.RawMessage(ev.Payload)}

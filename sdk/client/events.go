@@ -131,7 +131,7 @@ func (c *Client) onEvent(msg protocol.Message) {
 
 func (c *Client) onParticipantJoined(msg *protocol.Message) error {
 	var p protocol.ParticipantInfo
-	if err := protocol.DecodeData(msg, &p); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &p); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -156,7 +156,7 @@ func (c *Client) onParticipantJoined(msg *protocol.Message) error {
 
 func (c *Client) onParticipantLeft(msg *protocol.Message) error {
 	var ev protocol.ParticipantLeft
-	if err := protocol.DecodeData(msg, &ev); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &ev); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -176,7 +176,7 @@ func (c *Client) onParticipantLeft(msg *protocol.Message) error {
 
 func (c *Client) onTrackPublished(msg *protocol.Message) error {
 	var t core.TrackInfo
-	if err := protocol.DecodeData(msg, &t); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &t); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -201,7 +201,7 @@ func (c *Client) onTrackPublished(msg *protocol.Message) error {
 
 func (c *Client) onTrackUnpublished(msg *protocol.Message) error {
 	var ev protocol.TrackUnpublished
-	if err := protocol.DecodeData(msg, &ev); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &ev); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -228,7 +228,7 @@ func (c *Client) emitTracksGone(ts []core.TrackInfo) {
 // rate limit), the supervisor then closes the client instead of resuming.
 func (c *Client) onClosing(msg *protocol.Message) error {
 	var ev protocol.Closing
-	if err := protocol.DecodeData(msg, &ev); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &ev); err != nil {
 		return err
 	}
 	c.log.Info("server is closing the connection", "reason", ev.Reason, "code", ev.Code)

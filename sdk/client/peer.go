@@ -149,7 +149,7 @@ func (c *Client) sendCandidate(target string, cand webrtc.ICECandidateInit) bool
 // handleTrickle applies a candidate from the server.
 func (c *Client) handleTrickle(msg *protocol.Message) error {
 	var t protocol.Trickle
-	if err := protocol.DecodeData(msg, &t); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &t); err != nil {
 		return err
 	}
 	var p *peer

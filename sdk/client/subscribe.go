@@ -105,7 +105,7 @@ func (c *Client) subPeer() (*peer, error) {
 // handleSubOffer answers the server's offer for the subscriber connection.
 func (c *Client) handleSubOffer(msg *protocol.Message) error {
 	var ev protocol.SubOffer
-	if err := protocol.DecodeData(msg, &ev); err != nil {
+	if err := protocol.DecodeDataLenient(msg, &ev); err != nil {
 		return err
 	}
 	p, err := c.subPeer()
