@@ -11,8 +11,8 @@ const (
 	DefaultMediaPort              = 7072
 	DefaultPacketCache            = 1024
 	DefaultKeyframeThrottle       = 500 * time.Millisecond
-	DefaultICEDisconnectedTimeout = 3 * time.Second
-	DefaultICEFailedTimeout       = 6 * time.Second
+	DefaultICEDisconnectedTimeout = 2 * time.Second
+	DefaultICEFailedTimeout       = 3 * time.Second
 	DefaultICEKeepalive           = time.Second
 )
 

@@ -16,7 +16,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	d := DefaultConfig()
 	if d.MediaPort != 7072 || d.PacketCache != 1024 || d.KeyframeThrottle != 500*time.Millisecond ||
-		d.ICEDisconnectedTimeout != 3*time.Second || d.ICEFailedTimeout != 6*time.Second || d.ICEKeepalive != time.Second {
+		d.ICEDisconnectedTimeout != 2*time.Second || d.ICEFailedTimeout != 3*time.Second || d.ICEKeepalive != time.Second {
 		t.Errorf("defaults %+v", d)
 	}
 	bad := []func(*Config){

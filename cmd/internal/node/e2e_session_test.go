@@ -33,8 +33,15 @@ func joinRaw(t *testing.T, n *node.Node, room, identity string) (*rawWS, protoco
 // nextEvent skips messages until an event of type typ arrives.
 func (r *rawWS) nextEvent(typ string) protocol.Message {
 	r.t.Helper()
+	return r.nextEventWithin(typ, 5*time.Second)
+}
+
+// nextEventWithin is nextEvent with an overall deadline.
+func (r *rawWS) nextEventWithin(typ string, d time.Duration) protocol.Message {
+	r.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
-		m, ok := r.next()
+		m, ok := r.nextBefore(deadline)
 		if !ok {
 			r.t.Fatalf("connection closed while waiting for %s", typ)
 		}

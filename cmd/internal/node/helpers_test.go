@@ -101,7 +101,13 @@ func (r *rawWS) request(id, typ string, data any) {
 // next reads the next message; ok is false when the connection closed.
 func (r *rawWS) next() (protocol.Message, bool) {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return r.nextBefore(time.Now().Add(5 * time.Second))
+}
+
+// nextBefore is next with a deadline.
+func (r *rawWS) nextBefore(deadline time.Time) (protocol.Message, bool) {
+	r.t.Helper()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	_, b, err := r.ws.Read(ctx)
 	if err != nil {
