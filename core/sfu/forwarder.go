@@ -27,6 +27,7 @@ type ForwarderStats struct {
 	KeyframeRequests uint64 // PLIs sent to the publisher
 	NacksServed      uint64 // packets retransmitted from the cache on NACK
 	PausedDrops      uint64 // packets not sent to paused (congested) subscribers
+	Forwarded        uint64 // packets written to subscribers (fan-out minus paused drops)
 }
 
 // Forwarder receives one published track and fans it out to subscribers.
@@ -59,6 +60,7 @@ type Forwarder struct {
 	lastPacket atomic.Int64
 
 	packets, bytes, keyframeRequests, nacksServed, pausedDrops atomic.Uint64
+	fanout                                                     atomic.Uint64 // packets offered to down tracks
 }
 
 // forwarderParams describe a forwarder to create.
@@ -138,6 +140,7 @@ func (f *Forwarder) Bitrate() uint64 {
 // Stats returns the forwarder's counters.
 func (f *Forwarder) Stats() ForwarderStats {
 	return ForwarderStats{
+		Forwarded:        f.fanout.Load() - min(f.fanout.Load(), f.pausedDrops.Load()),
 		Packets:          f.packets.Load(),
 		Bytes:            f.bytes.Load(),
 		Bitrate:          f.Bitrate(),
@@ -279,7 +282,9 @@ func (f *Forwarder) forward(pkt []byte) {
 	stored := f.cache.push(f.hdr.SequenceNumber, pkt)
 	payload := stored[n:end]
 	key := f.codecKind != codecOther && isKeyframe(f.codecKind, payload)
-	for _, d := range *f.downTracks.Load() {
+	dts := *f.downTracks.Load()
+	f.fanout.Add(uint64(len(dts)))
+	for _, d := range dts {
 		d.writeRTP(&f.hdr, payload, key)
 	}
 }
