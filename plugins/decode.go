@@ -25,7 +25,7 @@ func decodeObject(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("output is not valid JSON: %w", err)
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
 		return errors.New("output has data after the JSON object")
 	}
 	return nil
