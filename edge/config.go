@@ -22,6 +22,9 @@ type Config struct {
 	// TLSCert and TLSKey, when both set, serve HTTPS and WSS.
 	TLSCert string `json:"tls_cert"`
 	TLSKey  string `json:"tls_key"`
+	// MetricsToken, when set, lets non-loopback scrapers read /metrics with
+	// "Authorization: Bearer <token>". Loopback clients need no token.
+	MetricsToken string `json:"metrics_token"`
 }
 
 // DefaultConfig listens on 127.0.0.1:7070.

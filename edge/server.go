@@ -38,6 +38,8 @@ type Deps struct {
 	Info func() Info
 	// DevToken mints a development token; served only with Config.Dev.
 	DevToken func(room, identity string) (string, error)
+	// Metrics serves GET /metrics (Prometheus text format) when not nil.
+	Metrics http.Handler
 	Log      *slog.Logger
 }
 
@@ -86,6 +88,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/info", s.handleInfo)
 	mux.HandleFunc("GET /api/v1/welcome", s.handleInfo)
 	mux.HandleFunc("GET /v1/signal", s.handleSignal)
+	if s.deps.Metrics != nil {
+		mux.HandleFunc("GET /metrics", s.handleMetrics)
+	}
 	if s.cfg.Dev && s.deps.DevToken != nil {
 		mux.HandleFunc("GET /v1/dev/token", s.handleDevToken)
 	}

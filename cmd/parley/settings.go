@@ -67,6 +67,7 @@ func (s *settings) bindServe(fs *flag.FlagSet) {
 	fs.Var((*stringList)(&c.HTTP.AllowedOrigins), "allowed-origins", "comma-separated web origin host patterns allowed to connect")
 	fs.StringVar(&c.HTTP.TLSCert, "tls-cert", "", "TLS certificate file for HTTPS/WSS")
 	fs.StringVar(&c.HTTP.TLSKey, "tls-key", "", "TLS key file for HTTPS/WSS")
+	fs.StringVar(&c.HTTP.MetricsToken, "metrics-token", "", "bearer token for /metrics from non-loopback scrapers")
 	fs.StringVar(&c.Media.ListenIP, "media-ip", c.Media.ListenIP, "IP the media UDP socket binds (empty: all)")
 	fs.IntVar(&c.Media.MediaPort, "media-port", c.Media.MediaPort, "UDP port for all media (0 picks one)")
 	fs.Var((*stringList)(&c.Media.PublicIPs), "public-ip", "comma-separated public IPs announced for media (NAT 1:1)")

@@ -15,8 +15,9 @@ import (
 //
 // All methods are safe for concurrent use.
 type Manager struct {
-	cfg  Config
-	deps Deps
+	cfg     Config
+	deps    Deps
+	retired retired // counters of ended tracks
 
 	mu     sync.Mutex
 	rooms  map[string]*Room

@@ -144,6 +144,9 @@ func (p *Participant) Unpublish(trackID string) error {
 
 // unpublishLocked removes owner's track from every subscriber. r.mu held.
 func (r *Room) unpublishLocked(owner *Participant, trackID string) {
+	if pt := owner.tracks[trackID]; pt != nil {
+		r.m.retired.add(pt.f.Stats())
+	}
 	delete(owner.tracks, trackID)
 	for _, o := range r.participants {
 		if o.subscribed[trackID] {

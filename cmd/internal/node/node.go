@@ -84,7 +84,7 @@ func (n *Node) assemble() error {
 	hc := n.cfg.HTTP
 	hc.Dev = n.cfg.Dev
 	n.http, err = edge.New(hc, edge.Deps{
-		Signal: n.signal, Info: n.info, Log: n.log.With("part", "http"),
+		Signal: n.signal, Info: n.info, Log: n.log.With("part", "http"), Metrics: n.metrics(),
 		DevToken: func(roomName, identity string) (string, error) {
 			return n.MintToken(roomName, identity, time.Hour)
 		},
