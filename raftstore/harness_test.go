@@ -254,3 +254,12 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 }
 
 var _ = io.Discard
+
+func listenLoopback(t testing.TB) (net.Listener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, ln.Addr().String()
+}

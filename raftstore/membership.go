@@ -59,11 +59,9 @@ func (s *Store) registrar() {
 	delay := 50 * time.Millisecond
 	for {
 		if !s.registered() && s.inConfiguration() {
-			_, err := s.Apply(s.ctx, &RegisterNode{ID: s.id, RaftAddr: s.advertise, PublicURL: s.cfg.PublicURL})
-			if err != nil && s.ctx.Err() == nil {
+			if err := s.register(); err != nil && s.ctx.Err() == nil {
 				s.log.Debug("registering node failed; will retry", "error", err)
-			}
-			if err == nil {
+			} else {
 				delay = 50 * time.Millisecond
 			}
 		}
@@ -75,6 +73,19 @@ func (s *Store) registrar() {
 			delay = min(2*delay, 2*time.Second)
 		}
 	}
+}
+
+// register commits this node's record unless the replica, once caught up
+// with the leader (a restarted node replays its log first), holds it.
+func (s *Store) register() error {
+	if err := s.Sync(s.ctx); err != nil {
+		return err
+	}
+	if s.registered() {
+		return nil
+	}
+	_, err := s.Apply(s.ctx, &RegisterNode{ID: s.id, RaftAddr: s.advertise, PublicURL: s.cfg.PublicURL})
+	return err
 }
 
 // inConfiguration reports whether this node is a voter of the raft

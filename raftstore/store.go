@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/parleyhq/parley/core"
 )
 
@@ -50,6 +51,7 @@ type Store struct {
 
 	lock  *dirLock
 	logs  *wal.WAL
+	meta  *metadb.BoltMetaDB
 	snaps *raft.FileSnapshotStore
 	layer *netLayer
 	trans *raft.NetworkTransport
@@ -131,7 +133,11 @@ func (s *Store) openStorage(opts options) error {
 		return err
 	}
 	s.lock = lock
-	s.logs, err = wal.Open(filepath.Join(s.cfg.DataDir, "wal"), wal.WithLogger(newHCLog(s.log, "raft-wal")))
+	// WAL.Close leaves its meta database open (and its file locked), so
+	// the Store owns it and closes it after the WAL.
+	s.meta = &metadb.BoltMetaDB{}
+	s.logs, err = wal.Open(filepath.Join(s.cfg.DataDir, "wal"),
+		wal.WithLogger(newHCLog(s.log, "raft-wal")), wal.WithMetaStore(s.meta))
 	if err != nil {
 		return fmt.Errorf("raftstore: open log: %w", err)
 	}
@@ -221,6 +227,9 @@ func (s *Store) abortOpen() {
 	}
 	if s.logs != nil {
 		_ = s.logs.Close()
+	}
+	if s.meta != nil {
+		_ = s.meta.Close()
 	}
 	if s.lock != nil {
 		_ = s.lock.unlock()
@@ -330,6 +339,9 @@ func (s *Store) shutdown() {
 	s.hub.close()
 	if err := s.logs.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("log: %w", err))
+	}
+	if err := s.meta.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("log meta: %w", err))
 	}
 	if err := s.lock.unlock(); err != nil {
 		errs = append(errs, err)
