@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"slices"
-	"strings"
 
 	"github.com/parleyhq/parley/abi"
+	"github.com/parleyhq/parley/sdk/plugin"
 )
 
 // Config is the plugin's configuration; see the package documentation.
@@ -69,6 +68,9 @@ func NewPolicy(cfg Config) (*Policy, error) {
 	if cfg.RoleMetadataKey == "" {
 		cfg.RoleMetadataKey = "role"
 	}
+	if len(cfg.RoleMetadataKey) > 16 {
+		errs = append(errs, fmt.Errorf("role_metadata_key %q is longer than 16 bytes", cfg.RoleMetadataKey))
+	}
 	if cfg.DefaultRole == "" {
 		cfg.DefaultRole = "participant"
 	}
@@ -94,11 +96,8 @@ func matchAny(patterns []string, name string) bool {
 // unknown role the configuration refuses.
 func (p *Policy) role(c abi.Claims) (string, Role, bool) {
 	name := c.Role
-	if name == "" && strings.HasPrefix(strings.TrimSpace(c.Metadata), "{") {
-		var md map[string]any
-		if json.Unmarshal([]byte(c.Metadata), &md) == nil {
-			name, _ = md[p.cfg.RoleMetadataKey].(string)
-		}
+	if name == "" {
+		name, _ = plugin.StringField(c.Metadata, p.cfg.RoleMetadataKey)
 	}
 	if name == "" {
 		name = p.cfg.DefaultRole
