@@ -65,12 +65,12 @@ func TestHostileCalls(t *testing.T) {
 		discard bool
 	}{
 		{"wat loop", watSpec("loop"), "r", ErrTimeout, true},
-		{"wat memory bomb", watSpec("bomb"), "r", ErrOutOfMemory, true},
+		{"wat memory bomb", bomb(watSpec("bomb"), 64), "r", ErrOutOfMemory, true},
 		{"wat trap", watSpec("trap"), "r", ErrTrap, true},
 		{"wat garbage", watSpec("garbage"), "r", ErrBadOutput, true},
 		{"wat huge output", watSpec("huge"), "r", ErrBadOutput, true},
 		{"go loop", goBad, "loop", ErrTimeout, true},
-		{"go memory bomb", goBad, "bomb", ErrOutOfMemory, true},
+		{"go memory bomb", bomb(goBad, 192), "bomb", ErrOutOfMemory, true},
 		{"go exit", goBad, "exit", ErrTrap, true},
 		{"go panic", goBad, "panic", ErrPluginFailed, false},
 		{"go garbage", goBad, "garbage", ErrBadOutput, true},
@@ -131,10 +131,16 @@ func watSpec(name string) func(t *testing.T) Spec {
 	}
 }
 
-func goBad(t *testing.T) Spec {
-	s := testplug(t, "bad", "v1", nil)
-	s.Limits.MemoryPages = 512
-	return s
+func goBad(t *testing.T) Spec { return testplug(t, "bad", "v1", nil) }
+
+// bomb gives a memory bomb a small memory cap and a generous deadline:
+// growing memory is slow under the race detector, and the point is the cap.
+func bomb(spec func(*testing.T) Spec, pages uint32) func(*testing.T) Spec {
+	return func(t *testing.T) Spec {
+		s := spec(t)
+		s.Limits.MemoryPages, s.Limits.CallTimeout = pages, 20*time.Second
+		return s
+	}
 }
 
 func TestHostileThroughChainFailsClosed(t *testing.T) {
