@@ -176,8 +176,14 @@ func ParseModuleName(name string) (capability string, major int, ok bool) {
 	if i < 0 || i+1 >= len(rest) {
 		return "", 0, false
 	}
-	major, err := strconv.Atoi(rest[i+1:])
-	if err != nil || major < 0 || rest[i+1] == '+' || rest[i+1] == '-' {
+	digits := rest[i+1:]
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return "", 0, false
+		}
+	}
+	major, err := strconv.Atoi(digits)
+	if err != nil || len(digits) > 1 && digits[0] == '0' {
 		return "", 0, false
 	}
 	head := rest[:i]
