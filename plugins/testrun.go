@@ -109,4 +109,5 @@ func median(ds []time.Duration) time.Duration {
 // discardSink drops webhooks: TestRun reports them instead.
 type discardSink struct{}
 
+// Enqueue implements WebhookSink.
 func (discardSink) Enqueue(context.Context, Webhook) error { return nil }
