@@ -116,9 +116,10 @@ type Config struct {
 	// FailureGrace is how long the leader waits after it lost contact with
 	// a node before it releases the node's rooms and ends its presence.
 	FailureGrace time.Duration
-	// WatchdogInterval is how often the leader checks that its own log
-	// writes complete; WatchdogTimeout is how long a probe may take before
-	// the leader steps down (see Store for what it does then).
+	// WatchdogInterval is how often an idle leader checks that its own
+	// log writes complete; WatchdogTimeout is how long such a probe may
+	// take before the leader fences itself (see Store.Fatal). The timeout
+	// must stay well above the worst fsync latency of a healthy disk.
 	WatchdogInterval time.Duration
 	WatchdogTimeout  time.Duration
 }
@@ -139,8 +140,8 @@ func DefaultConfig() Config {
 		TransportMaxPool:   4,
 		ApplyTimeout:       5 * time.Second,
 		FailureGrace:       10 * time.Second,
-		WatchdogInterval:   500 * time.Millisecond,
-		WatchdogTimeout:    2 * time.Second,
+		WatchdogInterval:   time.Second,
+		WatchdogTimeout:    5 * time.Second,
 	}
 }
 
@@ -296,7 +297,9 @@ func (c *Config) raftConfig(logger *slog.Logger) *raft.Config {
 	rc.SnapshotInterval = c.SnapshotInterval
 	rc.TrailingLogs = c.TrailingLogs
 	rc.ShutdownOnRemove = true
-	rc.BatchApplyCh = true
+	// An unbuffered apply channel: every future raft accepts is then
+	// tracked by its leader loop and answered even when raft shuts down.
+	rc.BatchApplyCh = false
 	rc.NoLegacyTelemetry = true
 	if logger != nil {
 		rc.Logger = newHCLog(logger, "raft")

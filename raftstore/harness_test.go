@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -47,6 +48,12 @@ type testCluster struct {
 // random ports, and waits until all are ready.
 func newCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
+	return newClusterWith(t, n, tweak, nil)
+}
+
+// newClusterWith is newCluster with per-node test hooks.
+func newClusterWith(t *testing.T, n int, tweak func(*Config), hooks func(id string) options) *testCluster {
+	t.Helper()
 	secret, err := GenerateSecret()
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +74,11 @@ func newCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 		cfg := c.config(p.ID, p.Addr, filepath.Join(base, p.ID), tweak)
 		cfg.Peers = peers
 		cfg.Listener = lns[i]
-		c.nodes = append(c.nodes, &testNode{id: p.ID, addr: p.Addr, cfg: cfg})
+		nd := &testNode{id: p.ID, addr: p.Addr, cfg: cfg}
+		if hooks != nil {
+			nd.opts = hooks(p.ID)
+		}
+		c.nodes = append(c.nodes, nd)
 	}
 	t.Cleanup(c.shutdownAll)
 	for _, nd := range c.nodes {
@@ -131,7 +142,9 @@ func (c *testCluster) stop(nd *testNode) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := nd.s.Shutdown(ctx); err != nil {
-		c.t.Errorf("shutdown %s: %v", nd.id, err)
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		c.t.Errorf("shutdown %s: %v\n%s", nd.id, err, buf)
 	}
 	nd.s = nil
 }

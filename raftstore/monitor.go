@@ -216,7 +216,7 @@ func (m *monitor) health(id string) (silentSince time.Time, ok bool) {
 // writes hang, so the followers never elect anyone else and the cluster
 // takes no writes. Every WatchdogInterval without a completed write, the
 // leader times a barrier (a no-op log write). One that takes longer than
-// WatchdogTimeout makes it step down; see Fatal.
+// WatchdogTimeout makes it fence itself; see Store.Fatal.
 func (s *Store) watchdog() {
 	t := time.NewTicker(s.cfg.WatchdogInterval)
 	defer t.Stop()
@@ -236,9 +236,8 @@ func (s *Store) watchdog() {
 		case err == nil:
 			s.lastWrite.Store(time.Now().UnixNano())
 		case errors.Is(err, context.DeadlineExceeded):
-			if s.stalled() {
-				return
-			}
+			s.stalled()
+			return
 		}
 	}
 }
@@ -254,23 +253,14 @@ func (s *Store) probe() error {
 	return err
 }
 
-// stalled hands leadership over or, failing that, fences the node. It
-// reports whether it fenced.
-func (s *Store) stalled() bool {
-	s.log.Error("leader log writes stalled; stepping down", "timeout", s.cfg.WatchdogTimeout)
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WatchdogTimeout)
-	err := s.await(ctx, s.raft.LeadershipTransfer())
-	cancel()
-	if err == nil {
-		s.log.Warn("leadership handed over after a log stall")
-		return false
-	}
+// stalled fences the node and shuts raft down; see Store.Fatal for why it
+// does not ask raft for a leadership transfer first.
+func (s *Store) stalled() {
 	if s.ctx.Err() != nil {
-		return true
+		return
 	}
-	s.log.Error("leadership transfer failed; fencing this node off the cluster", "error", err)
+	s.log.Error("leader log writes stalled; fencing this node off the cluster", "timeout", s.cfg.WatchdogTimeout)
 	s.layer.fence()
 	s.setFatal(ErrStalled)
 	s.spawn(func() { _ = s.raft.Shutdown().Error() })
-	return true
 }

@@ -282,13 +282,17 @@ func (s *Store) LocalNode() string { return s.id }
 func (s *Store) Addr() string { return s.advertise }
 
 // Fatal is closed when the Store can no longer serve and the process should
-// exit and be restarted; FatalErr says why. It happens when the watchdog
-// found the node's own log writes stalled while it led the cluster
-// (hashicorp/raft issue 503): the leader first asks raft to hand
-// leadership over; if that does not finish within the watchdog timeout
-// either, it fences itself off the cluster transport (every connection
-// dropped, none accepted), so the others stop hearing its heartbeats and
-// elect a new leader, and then shuts raft down.
+// exit and be restarted; FatalErr says why. That happens when the watchdog
+// finds the node's own log writes stalled while it leads the cluster
+// (hashicorp/raft issue 503: the replication goroutines keep heartbeating,
+// so the followers never elect anyone else, while the leader loop hangs in
+// the log store). The node then fences itself off the cluster transport:
+// every connection is dropped and none accepted, so the followers stop
+// hearing heartbeats and elect a new leader within an election timeout;
+// then it shuts raft down (which completes once the disk answers again).
+// It does not ask raft for a leadership transfer first: the transfer is
+// run by the same leader loop that hangs in the log store, so it would
+// only add the watchdog timeout to the outage.
 func (s *Store) Fatal() <-chan struct{} { return s.fatal }
 
 // FatalErr returns the reason Fatal was closed, or nil.

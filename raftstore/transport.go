@@ -181,7 +181,8 @@ func (l *netLayer) forget(c *trackedConn) {
 	l.mu.Unlock()
 }
 
-// closeMatching closes every connection whose peer matches.
+// closeMatching closes every connection whose peer matches. match runs
+// with l.mu held.
 func (l *netLayer) closeMatching(match func(peer string) bool) {
 	l.mu.Lock()
 	var victims []*trackedConn
@@ -204,11 +205,7 @@ func (l *netLayer) cutOff(peers ...string) {
 		l.blocked[p] = true
 	}
 	l.mu.Unlock()
-	l.closeMatching(func(p string) bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.blocked[p]
-	})
+	l.closeMatching(func(p string) bool { return l.blocked[p] })
 }
 
 // restore undoes cutOff for the named peers.
