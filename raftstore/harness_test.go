@@ -266,7 +266,7 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-var _ = io.Discard
+
 
 func listenLoopback(t testing.TB) (net.Listener, string) {
 	t.Helper()
@@ -275,4 +275,8 @@ func listenLoopback(t testing.TB) (net.Listener, string) {
 		t.Fatal(err)
 	}
 	return ln, ln.Addr().String()
+}
+
+func slogText(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

@@ -87,7 +87,7 @@ type options struct {
 // state ignores both and rejoins its cluster.
 func Open(cfg Config) (*Store, error) { return open(cfg, options{}) }
 
-func open(cfg Config, opts options) (s *Store, err error) {
+func open(cfg Config, opts options) (_ *Store, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func open(cfg Config, opts options) (s *Store, err error) {
 	}
 	log = log.With("node", cfg.NodeID)
 	ctx, cancel := context.WithCancel(context.Background())
-	s = &Store{
+	s := &Store{
 		cfg: cfg, log: log, id: cfg.NodeID, advertise: cfg.advertise(),
 		ctx: ctx, cancel: cancel, hub: newHub(),
 		fatal: make(chan struct{}), shutdownDone: make(chan struct{}),
