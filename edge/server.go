@@ -29,6 +29,11 @@ type Info struct {
 	Rooms     int            `json:"rooms"`
 	Sessions  int            `json:"sessions"`
 	Extra     map[string]any `json:"extra,omitempty"`
+	// WebTransportURL is the HTTP/3 signaling URL; CertHash describes its
+	// certificate (pass CertHash.Hashes as serverCertificateHashes when
+	// CertHash.Pin). Both are absent when WebTransport is off.
+	WebTransportURL string    `json:"webtransport_url,omitempty"`
+	CertHash        *CertInfo `json:"cert_hash,omitempty"`
 }
 
 // Deps are what the HTTP face serves. Signal and Info are required.
@@ -59,6 +64,9 @@ type Server struct {
 	mu   sync.Mutex
 	ln   net.Listener
 	done chan struct{}
+
+	certs *certSource // HTTP/3 certificate; nil when WebTransport is off
+	wt    *wtListener
 }
 
 // New returns an HTTP server; Start listens.
@@ -74,6 +82,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, sig: deps.Signal, deps: deps, log: deps.Log, done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.newWebTransport(); err != nil {
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -91,6 +102,7 @@ func (s *Server) routes() http.Handler {
 	if s.deps.Metrics != nil {
 		mux.HandleFunc("GET /metrics", s.handleMetrics)
 	}
+	mux.HandleFunc("GET /v1/cert-hash", s.handleCertHash)
 	if s.cfg.Dev && s.deps.DevToken != nil {
 		mux.HandleFunc("GET /v1/dev/token", s.handleDevToken)
 	}
@@ -104,6 +116,10 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("edge: listen %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if err := s.startWebTransport(); err != nil {
+		_ = ln.Close()
+		return err
 	}
 	s.mu.Lock()
 	s.ln, s.started = ln, time.Now()
@@ -160,6 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
 		err = herr
 	}
+	s.closeWebTransport(ctx)
 	s.mu.Lock()
 	started := s.ln != nil
 	s.mu.Unlock()
@@ -188,6 +205,10 @@ func (s *Server) handleInfo(w http.ResponseWriter, _ *http.Request) {
 	info.Dev = s.cfg.Dev
 	info.Uptime = time.Since(s.started).Round(time.Second).String()
 	info.Sessions = s.sig.Sessions()
+	info.WebTransportURL = s.WebTransportURL()
+	if ci, ok := s.CertInfo(); ok {
+		info.CertHash = &ci
+	}
 	writeJSON(w, http.StatusOK, info)
 }
 
@@ -202,7 +223,7 @@ func (s *Server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "signal_url": s.SignalURL()})
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "signal_url": s.SignalURL(), "webtransport_url": s.WebTransportURL()})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
