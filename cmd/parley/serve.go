@@ -42,6 +42,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Parley %s is running.\n  open:    %s\n  signal:  %s\n  media:   udp/%d\n  data:    %s\n",
 		node.Version, n.URL(), n.SignalURL(), n.MediaPort(), s.node.Paths().DataDir)
+	if wt := n.WebTransportURL(); wt != "" {
+		fmt.Fprintf(stdout, "  wt:      %s (certificate hash at %s/v1/cert-hash)\n", wt, n.URL())
+	}
 	if s.node.Dev {
 		fmt.Fprintf(stdout, "  dev:     tokens at %s/v1/dev/token?room=demo&identity=alice\n", n.URL())
 	}

@@ -24,7 +24,7 @@ func TestServeProcess(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--media-port", "0", "--data-dir", filepath.Join(dir, "d"))
+	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--webtransport-addr", "127.0.0.1:0", "--media-port", "0", "--data-dir", filepath.Join(dir, "d"))
 	cmd.Env = os.Environ()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr

@@ -21,6 +21,7 @@ func newNode(t testing.TB, mutate func(*node.Config)) *node.Node {
 	cfg := node.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTP.HTTPAddr = "127.0.0.1:0"
+	cfg.HTTP.WebTransportAddr = "127.0.0.1:0"
 	cfg.Media.MediaPort = 0
 	cfg.Media.IncludeLoopback = true
 	cfg.Dev = true

@@ -101,7 +101,7 @@ func (n *Node) Start(context.Context) error {
 		return err
 	}
 	n.log.Info("parley node started", "node_id", n.id, "version", Version,
-		"http", n.http.URL(), "signal", n.http.SignalURL(), "media_udp_port", n.engine.Port(),
+		"http", n.http.URL(), "signal", n.http.SignalURL(), "webtransport", n.http.WebTransportURL(), "media_udp_port", n.engine.Port(),
 		"data_dir", n.paths.DataDir, "dev", n.cfg.Dev)
 	return nil
 }
@@ -135,6 +135,14 @@ func (n *Node) URL() string { return n.http.URL() }
 // SignalURL returns the WebSocket signaling URL.
 func (n *Node) SignalURL() string { return n.http.SignalURL() }
 
+// WebTransportURL returns the WebTransport (HTTP/3) signaling URL, or ""
+// when WebTransport is off.
+func (n *Node) WebTransportURL() string { return n.http.WebTransportURL() }
+
+// CertInfo describes the HTTP/3 certificate and the hashes a client pins;
+// false when WebTransport is off.
+func (n *Node) CertInfo() (edge.CertInfo, bool) { return n.http.CertInfo() }
+
 // MediaPort returns the UDP port media uses.
 func (n *Node) MediaPort() int { return n.engine.Port() }
 
@@ -155,10 +163,14 @@ func (n *Node) MintTokenWith(c core.Claims, ttl time.Duration) (string, error) {
 }
 
 func (n *Node) info() edge.Info {
-	return edge.Info{
+	info := edge.Info{
 		Version: Version, NodeID: n.id, MediaPort: n.engine.Port(), Rooms: len(n.rooms.Rooms()),
 		Features: []string{"sfu", "websocket", "trickle-ice", "resume", "data-messages", "nack", "pli", "remb"},
 	}
+	if n.http != nil && n.http.WebTransportURL() != "" {
+		info.Features = append(info.Features, "webtransport")
+	}
+	return info
 }
 
 // MintWithSecret mints a development token with an explicit secret.
