@@ -15,7 +15,9 @@ import (
 
 // sampleCommands returns one command of every kind.
 func sampleCommands() []Command {
-	h := func(n int) Header { return Header{RequestID: fmt.Sprintf("RQ_%d", n), Node: "n1", At: int64(1e18) + int64(n)} }
+	h := func(n int) Header {
+		return Header{RequestID: fmt.Sprintf("RQ_%d", n), Node: "n1", At: int64(1e18) + int64(n)}
+	}
 	sum := "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03" // sha256("hello\n")
 	return []Command{
 		&RegisterNode{Header: h(1), ID: "n1", RaftAddr: "127.0.0.1:7000", PublicURL: "https://n1.test"},

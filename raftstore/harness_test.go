@@ -39,20 +39,20 @@ type testNode struct {
 }
 
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	secret string
 	nodes  []*testNode
 }
 
 // newCluster starts n nodes that bootstrap together, on loopback with
 // random ports, and waits until all are ready.
-func newCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
+func newCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
 	return newClusterWith(t, n, tweak, nil)
 }
 
 // newClusterWith is newCluster with per-node test hooks.
-func newClusterWith(t *testing.T, n int, tweak func(*Config), hooks func(id string) options) *testCluster {
+func newClusterWith(t testing.TB, n int, tweak func(*Config), hooks func(id string) options) *testCluster {
 	t.Helper()
 	secret, err := GenerateSecret()
 	if err != nil {
@@ -265,8 +265,6 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-
 
 func listenLoopback(t testing.TB) (net.Listener, string) {
 	t.Helper()

@@ -33,6 +33,9 @@ const (
 	flagNoForward byte = 1
 
 	maxFrame = MaxCommandSize + 64<<10
+
+	// rpcMaxIdle is how many idle forwarding streams a node keeps per peer.
+	rpcMaxIdle = 64
 )
 
 type rpcError struct {

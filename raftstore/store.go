@@ -170,7 +170,9 @@ func (s *Store) openTransport() error {
 		}
 	}
 	s.layer = newNetLayer(ln, s.advertise, creds, s.cfg.TransportTimeout, s.log)
-	s.rpc = newRPCClient(s.layer, s.cfg.TransportMaxPool)
+	// Forwarded writes wait for their commit on their stream, so keep
+	// enough idle streams for many concurrent writers.
+	s.rpc = newRPCClient(s.layer, max(s.cfg.TransportMaxPool, rpcMaxIdle))
 	s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftStream{s.layer},
 		MaxPool: s.cfg.TransportMaxPool,
