@@ -159,16 +159,35 @@ type Outbox struct {
 	Ack     []string     `json:"ack,omitempty"`
 }
 
+// Kind implements Command.
 func (*RegisterNode) Kind() CommandKind { return KindRegisterNode }
-func (*SetDrain) Kind() CommandKind     { return KindSetDrain }
-func (*NodeDown) Kind() CommandKind     { return KindNodeDown }
-func (*ClaimRoom) Kind() CommandKind    { return KindClaimRoom }
-func (*ReleaseRoom) Kind() CommandKind  { return KindReleaseRoom }
-func (*Presence) Kind() CommandKind     { return KindPresence }
-func (*ModuleChunk) Kind() CommandKind  { return KindModuleChunk }
-func (*PutPlugin) Kind() CommandKind    { return KindPutPlugin }
+
+// Kind implements Command.
+func (*SetDrain) Kind() CommandKind { return KindSetDrain }
+
+// Kind implements Command.
+func (*NodeDown) Kind() CommandKind { return KindNodeDown }
+
+// Kind implements Command.
+func (*ClaimRoom) Kind() CommandKind { return KindClaimRoom }
+
+// Kind implements Command.
+func (*ReleaseRoom) Kind() CommandKind { return KindReleaseRoom }
+
+// Kind implements Command.
+func (*Presence) Kind() CommandKind { return KindPresence }
+
+// Kind implements Command.
+func (*ModuleChunk) Kind() CommandKind { return KindModuleChunk }
+
+// Kind implements Command.
+func (*PutPlugin) Kind() CommandKind { return KindPutPlugin }
+
+// Kind implements Command.
 func (*DeletePlugin) Kind() CommandKind { return KindDeletePlugin }
-func (*Outbox) Kind() CommandKind       { return KindOutbox }
+
+// Kind implements Command.
+func (*Outbox) Kind() CommandKind { return KindOutbox }
 
 // newCommand returns an empty command of kind k, or nil.
 func newCommand(k CommandKind) Command {

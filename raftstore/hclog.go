@@ -72,6 +72,7 @@ func slogLevel(level hclog.Level) slog.Level {
 	}
 }
 
+// Log implements hclog.Logger.
 func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
@@ -92,22 +93,43 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...any) {
 	h.l.Log(context.Background(), lvl, msg, args...)
 }
 
+// Trace implements hclog.Logger.
 func (h *hcLogger) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
+
+// Debug implements hclog.Logger.
 func (h *hcLogger) Debug(msg string, args ...any) { h.Log(hclog.Debug, msg, args...) }
-func (h *hcLogger) Info(msg string, args ...any)  { h.Log(hclog.Info, msg, args...) }
-func (h *hcLogger) Warn(msg string, args ...any)  { h.Log(hclog.Warn, msg, args...) }
+
+// Info implements hclog.Logger.
+func (h *hcLogger) Info(msg string, args ...any) { h.Log(hclog.Info, msg, args...) }
+
+// Warn implements hclog.Logger.
+func (h *hcLogger) Warn(msg string, args ...any) { h.Log(hclog.Warn, msg, args...) }
+
+// Error implements hclog.Logger.
 func (h *hcLogger) Error(msg string, args ...any) { h.Log(hclog.Error, msg, args...) }
 
+// enabled reports whether the handler takes records at level l.
 func (h *hcLogger) enabled(l slog.Level) bool { return h.l.Enabled(context.Background(), l) }
 
+// IsTrace implements hclog.Logger.
 func (h *hcLogger) IsTrace() bool { return h.enabled(slog.LevelDebug - 4) }
+
+// IsDebug implements hclog.Logger.
 func (h *hcLogger) IsDebug() bool { return h.enabled(slog.LevelDebug) }
-func (h *hcLogger) IsInfo() bool  { return h.enabled(slog.LevelInfo) }
-func (h *hcLogger) IsWarn() bool  { return h.enabled(slog.LevelWarn) }
+
+// IsInfo implements hclog.Logger.
+func (h *hcLogger) IsInfo() bool { return h.enabled(slog.LevelInfo) }
+
+// IsWarn implements hclog.Logger.
+func (h *hcLogger) IsWarn() bool { return h.enabled(slog.LevelWarn) }
+
+// IsError implements hclog.Logger.
 func (h *hcLogger) IsError() bool { return h.enabled(slog.LevelError) }
 
+// ImpliedArgs implements hclog.Logger.
 func (h *hcLogger) ImpliedArgs() []any { return h.implied }
 
+// With implements hclog.Logger.
 func (h *hcLogger) With(args ...any) hclog.Logger {
 	c := *h
 	c.l = h.l.With(args...)
@@ -115,8 +137,10 @@ func (h *hcLogger) With(args ...any) hclog.Logger {
 	return &c
 }
 
+// Name implements hclog.Logger.
 func (h *hcLogger) Name() string { return h.name }
 
+// Named implements hclog.Logger.
 func (h *hcLogger) Named(name string) hclog.Logger {
 	if h.name != "" {
 		name = h.name + "." + name
@@ -124,6 +148,7 @@ func (h *hcLogger) Named(name string) hclog.Logger {
 	return h.ResetNamed(name)
 }
 
+// ResetNamed implements hclog.Logger.
 func (h *hcLogger) ResetNamed(name string) hclog.Logger {
 	c := *h
 	c.name = name
@@ -132,8 +157,10 @@ func (h *hcLogger) ResetNamed(name string) hclog.Logger {
 }
 
 // SetLevel is ignored: the slog handler decides what is logged.
+// SetLevel implements hclog.Logger.
 func (h *hcLogger) SetLevel(hclog.Level) {}
 
+// GetLevel implements hclog.Logger.
 func (h *hcLogger) GetLevel() hclog.Level {
 	switch {
 	case h.IsTrace():
@@ -149,14 +176,17 @@ func (h *hcLogger) GetLevel() hclog.Level {
 	}
 }
 
+// StandardLogger implements hclog.Logger.
 func (h *hcLogger) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
 	return log.New(h.StandardWriter(opts), "", 0)
 }
 
+// StandardWriter implements hclog.Logger.
 func (h *hcLogger) StandardWriter(*hclog.StandardLoggerOptions) io.Writer { return stdWriter{h} }
 
 type stdWriter struct{ h *hcLogger }
 
+// Write logs p as one info line.
 func (w stdWriter) Write(p []byte) (int, error) {
 	w.h.Info(strings.TrimRight(string(p), "\n"))
 	return len(p), nil

@@ -155,7 +155,10 @@ type transportError struct {
 	err  error
 }
 
+// Error implements error.
 func (e *transportError) Error() string { return "raftstore: forward: " + e.err.Error() }
+
+// Unwrap returns the cause.
 func (e *transportError) Unwrap() error { return e.err }
 
 // rpcClient calls peers' forwarding RPC over pooled streams.

@@ -300,5 +300,8 @@ func (s raftStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 
 type advertisedAddr string
 
+// Network implements net.Addr.
 func (a advertisedAddr) Network() string { return "tcp" }
-func (a advertisedAddr) String() string  { return string(a) }
+
+// String implements net.Addr.
+func (a advertisedAddr) String() string { return string(a) }
