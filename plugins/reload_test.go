@@ -92,14 +92,14 @@ func TestReloadReleasesMemory(t *testing.T) {
 		return s
 	}
 	load(t, m, spec(0))
-	for i := 1; i <= 10; i++ { // reach a steady state first
+	for i := 1; i <= 3; i++ { // reach a steady state first
 		if err := m.Replace(ctx, spec(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	before := heapInUse()
 	liveBefore := LiveInstances()
-	for i := 11; i <= 110; i++ {
+	for i := 4; i <= 103; i++ {
 		if err := m.Replace(ctx, spec(i)); err != nil {
 			t.Fatal(err)
 		}
