@@ -21,12 +21,8 @@ func decodeObject(b []byte, v any) error {
 	if len(b) == 0 || b[0] != '{' {
 		return errors.New("output is not a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("output is not valid JSON: %w", err)
-	}
-	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
-		return errors.New("output has data after the JSON object")
 	}
 	return nil
 }
