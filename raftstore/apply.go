@@ -53,6 +53,9 @@ func (s *state) apply(idx uint64, cmd Command, em *emitter) Result {
 }
 
 func (s *state) registerNode(c *RegisterNode, em *emitter) Result {
+	if c.Started {
+		s.releaseNode(c.ID, c.At, "node_restarted", em)
+	}
 	n, ok := s.Nodes[c.ID]
 	if !ok {
 		n = NodeRecord{ID: c.ID, Registered: c.Time()}
@@ -92,18 +95,7 @@ func (s *state) nodeDown(c *NodeDown, em *emitter) Result {
 	if reason == "" {
 		reason = "node_failed"
 	}
-	for _, name := range sortedKeys(s.Rooms) {
-		if r := s.Rooms[name]; r.Owner == c.ID {
-			claim := s.claim(r)
-			delete(s.Rooms, name)
-			em.emit(core.ClusterEvent{Kind: core.ClusterRoomReleased, Room: claim, Reason: reason})
-		}
-	}
-	for _, pid := range sortedKeys(s.Presence) {
-		if p := s.Presence[pid]; p.Node == c.ID {
-			s.endPresence(em.index, p, c.At, reason, em)
-		}
-	}
+	s.releaseNode(c.ID, c.At, reason, em)
 	n, ok := s.Nodes[c.ID]
 	switch {
 	case ok && c.Remove:
@@ -115,6 +107,23 @@ func (s *state) nodeDown(c *NodeDown, em *emitter) Result {
 		em.emit(core.ClusterEvent{Kind: core.ClusterNodeChanged, Node: nodeOf(n), Reason: reason})
 	}
 	return Result{}
+}
+
+// releaseNode releases every room node owns and ends the presence of
+// every participant on it, in sorted order.
+func (s *state) releaseNode(node string, at int64, reason string, em *emitter) {
+	for _, name := range sortedKeys(s.Rooms) {
+		if r := s.Rooms[name]; r.Owner == node {
+			claim := s.claim(r)
+			delete(s.Rooms, name)
+			em.emit(core.ClusterEvent{Kind: core.ClusterRoomReleased, Room: claim, Reason: reason})
+		}
+	}
+	for _, pid := range sortedKeys(s.Presence) {
+		if p := s.Presence[pid]; p.Node == node {
+			s.endPresence(em.index, p, at, reason, em)
+		}
+	}
 }
 
 func (s *state) claimRoom(idx uint64, c *ClaimRoom, em *emitter) Result {

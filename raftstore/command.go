@@ -79,12 +79,16 @@ type Command interface {
 }
 
 // RegisterNode adds a node to the registry or updates its addresses, and
-// clears its down mark.
+// clears its down mark. Started marks the first registration of a node's
+// process: whatever rooms and presence an earlier process of the node left
+// behind are released and ended first (reason "node_restarted"), since a
+// fresh process hosts no participants.
 type RegisterNode struct {
 	Header
 	ID        string `json:"id"`
 	RaftAddr  string `json:"raft_addr"`
 	PublicURL string `json:"public_url"`
+	Started   bool   `json:"started,omitempty"`
 }
 
 // SetDrain marks a node as draining or not.

@@ -45,7 +45,8 @@ func (s *Store) registered() bool {
 
 // registrar keeps this node's record in the registry current: it registers
 // the node after start (and after a join), and again if the leader marked
-// it down while it was only cut off.
+// it down while it was only cut off. Its first registration also clears
+// what an earlier process of this node left behind (RegisterNode.Started).
 func (s *Store) registrar() {
 	wake := make(chan struct{}, 1)
 	s.WatchCluster(s.ctx, func(ev core.ClusterEvent) {
@@ -56,13 +57,16 @@ func (s *Store) registrar() {
 			}
 		}
 	})
+	started := true
 	delay := 50 * time.Millisecond
 	for {
-		if !s.registered() && s.inConfiguration() {
-			if err := s.register(); err != nil && s.ctx.Err() == nil {
-				s.log.Debug("registering node failed; will retry", "error", err)
+		if (started || !s.registered()) && s.inConfiguration() {
+			if err := s.register(started); err != nil {
+				if s.ctx.Err() == nil {
+					s.log.Debug("registering node failed; will retry", "error", err)
+				}
 			} else {
-				delay = 50 * time.Millisecond
+				started, delay = false, 50*time.Millisecond
 			}
 		}
 		select {
@@ -76,16 +80,40 @@ func (s *Store) registrar() {
 }
 
 // register commits this node's record unless the replica, once caught up
-// with the leader (a restarted node replays its log first), holds it.
-func (s *Store) register() error {
+// with the leader (a restarted node replays its log first), holds it
+// already and, on the first registration, nothing of an earlier process
+// needs clearing.
+func (s *Store) register(started bool) error {
 	if err := s.Sync(s.ctx); err != nil {
 		return err
 	}
-	if s.registered() {
+	if s.registered() && !(started && s.ownsAnything()) {
 		return nil
 	}
-	_, err := s.Apply(s.ctx, &RegisterNode{ID: s.id, RaftAddr: s.advertise, PublicURL: s.cfg.PublicURL})
+	cmd := &RegisterNode{ID: s.id, RaftAddr: s.advertise, PublicURL: s.cfg.PublicURL, Started: started}
+	_, err := s.Apply(s.ctx, cmd)
 	return err
+}
+
+// ownsAnything reports whether the replica holds rooms or participants of
+// this node.
+func (s *Store) ownsAnything() bool {
+	found := false
+	s.fsm.read(func(st *state) {
+		for _, r := range st.Rooms {
+			if r.Owner == s.id {
+				found = true
+				return
+			}
+		}
+		for _, p := range st.Presence {
+			if p.Node == s.id {
+				found = true
+				return
+			}
+		}
+	})
+	return found
 }
 
 // inConfiguration reports whether this node is a voter of the raft

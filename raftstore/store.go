@@ -84,7 +84,11 @@ type options struct {
 // the raft node and its background work and returns at once, without
 // waiting for a leader: use WaitReady for that. A new node bootstraps
 // cfg.Peers (or joins cfg.Join in the background); a node with existing
-// state ignores both and rejoins its cluster.
+// state ignores both and rejoins its cluster. Once it is a member, the
+// node registers itself (id, raft address, public URL); its first
+// registration releases the rooms and ends the presence that an earlier
+// process of the same node left in the cluster state, since a process
+// that just started hosts no participants.
 func Open(cfg Config) (*Store, error) { return open(cfg, options{}) }
 
 func open(cfg Config, opts options) (_ *Store, err error) {
@@ -117,9 +121,9 @@ func open(cfg Config, opts options) (_ *Store, err error) {
 	if err := s.startRaft(); err != nil {
 		return nil, err
 	}
-	s.layer.start(s.serveRPC)
 	s.pres = newPresenceQueue(s)
 	s.mon = newMonitor(s)
+	s.layer.start(s.serveRPC)
 	s.startLoops()
 	return s, nil
 }
