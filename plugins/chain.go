@@ -157,7 +157,7 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (core.Claims, 
 		}
 	}
 	if req.Claims == nil {
-		return core.Claims{}, &core.Error{Code: core.CodeInvalidToken, Message: "no auth plugin accepted the token"}
+		return core.Claims{}, &core.Error{Code: core.CodeInvalidToken, Message: "no auth plugin accepted the token", Err: ErrAllSkipped}
 	}
 	return claimsToCore(*req.Claims), nil
 }

@@ -33,6 +33,10 @@ var (
 	// ErrInit is returned when instantiating a plugin or its init hook
 	// fails.
 	ErrInit = errors.New("plugins: plugin init failed")
+	// ErrAllSkipped is wrapped by Authenticate when every auth plugin
+	// skipped the token (none claimed it), so the caller may fall back to
+	// another verifier.
+	ErrAllSkipped = errors.New("plugins: every auth plugin skipped the token")
 	// ErrHookNotServed is returned when calling a hook a plugin does not
 	// serve.
 	ErrHookNotServed = errors.New("plugins: hook not served")

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -77,7 +78,13 @@ func (m *Manager) Join(ctx context.Context, claims core.Claims, opts JoinOptions
 // denial turns a policy outcome into the error the client sees, or nil.
 func denial(dec core.Decision, err error, what string) error {
 	if err != nil {
-		return core.Errorf(core.CodeForbidden, "%s denied: policy failed: %w", what, err)
+		// Fail closed. The client sees the policy's own message (for a
+		// plugin: which one is unavailable), never the cause's details.
+		var ce *core.Error
+		if errors.As(err, &ce) && ce.Code != core.CodeInternal {
+			return &core.Error{Code: ce.Code, Message: what + " denied: " + ce.Message, Err: err}
+		}
+		return &core.Error{Code: core.CodeForbidden, Message: what + " denied: policy failed", Err: err}
 	}
 	if dec.Allow {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/core/sfu"
 	"github.com/parleyhq/parley/core/signal"
 	"github.com/parleyhq/parley/edge"
+	"github.com/parleyhq/parley/plugins"
 )
 
 // Config is a whole node's configuration: one section per part.
@@ -25,6 +26,11 @@ type Config struct {
 	// TokenSecret, when set, is the HMAC secret for development tokens (at
 	// least 16 bytes); otherwise a random one is kept in the data dir.
 	TokenSecret string
+
+	// PluginDir holds <name>.wasm plugins and their optional <name>.json
+	// manifests. Empty means DefaultPluginDir(); "none" loads no plugins.
+	PluginDir string
+	Plugins   plugins.Config
 
 	HTTP   edge.Config
 	Media  sfu.Config
@@ -41,7 +47,8 @@ type Config struct {
 // DefaultConfig returns a configuration that gives a working local node.
 func DefaultConfig() Config {
 	return Config{
-		HTTP: edge.DefaultConfig(), Media: sfu.DefaultConfig(),
+		Plugins: plugins.DefaultConfig(),
+		HTTP:    edge.DefaultConfig(), Media: sfu.DefaultConfig(),
 		Room: room.DefaultConfig(), Signal: signal.DefaultConfig(),
 	}
 }
@@ -52,7 +59,7 @@ func (c Config) Validate() error {
 	if c.TokenSecret != "" && len(c.TokenSecret) < 16 {
 		errs = append(errs, errors.New("token-secret must be at least 16 bytes"))
 	}
-	for _, err := range []error{c.HTTP.Validate(), c.Media.Validate(), c.Room.Validate(), c.Signal.Validate()} {
+	for _, err := range []error{c.Plugins.Validate(), c.HTTP.Validate(), c.Media.Validate(), c.Room.Validate(), c.Signal.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -62,9 +69,11 @@ func (c Config) Validate() error {
 
 // Paths are the files a node keeps.
 type Paths struct {
-	DataDir    string `json:"data_dir"`
-	NodeIDFile string `json:"node_id_file"`
-	SecretFile string `json:"token_secret_file"`
+	DataDir     string `json:"data_dir"`
+	NodeIDFile  string `json:"node_id_file"`
+	SecretFile  string `json:"token_secret_file"`
+	AdminFile   string `json:"admin_token_file"`
+	PluginCache string `json:"plugin_cache_dir"`
 }
 
 // Paths returns where this configuration keeps its data.
@@ -74,9 +83,11 @@ func (c Config) Paths() Paths {
 		dir = DefaultDataDir()
 	}
 	return Paths{
-		DataDir:    dir,
-		NodeIDFile: filepath.Join(dir, "node.id"),
-		SecretFile: filepath.Join(dir, "token.secret"),
+		DataDir:     dir,
+		NodeIDFile:  filepath.Join(dir, "node.id"),
+		SecretFile:  filepath.Join(dir, "token.secret"),
+		AdminFile:   filepath.Join(dir, "admin.token"),
+		PluginCache: filepath.Join(dir, "plugin-cache"),
 	}
 }
 

@@ -75,7 +75,7 @@ func TestPolicyDecisionsReachClients(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != core.CodeForbidden || ce.Message != "banned from this room" {
 		t.Fatalf("banned join: %v", err)
 	}
-	if err := dialErr(t, n, "p", "broken"); !errors.Is(err, core.ErrForbidden) {
+	if err := dialErr(t, n, "p", "broken"); !errors.Is(err, core.ErrForbidden) { // untyped failure: forbidden
 		t.Fatalf("failing policy must deny: %v", err)
 	}
 

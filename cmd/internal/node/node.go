@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/core/sfu"
 	"github.com/parleyhq/parley/core/signal"
 	"github.com/parleyhq/parley/edge"
+	"github.com/parleyhq/parley/plugins"
 )
 
 // Version is the build's version, set by the linker (-X).
@@ -29,10 +30,12 @@ type Node struct {
 	id     string
 	secret []byte
 
-	engine *sfu.Engine
-	rooms  *room.Manager
-	signal *signal.Server
-	http   *edge.Server
+	engine    *sfu.Engine
+	plugins   *plugins.Manager
+	pluginDir string
+	rooms     *room.Manager
+	signal    *signal.Server
+	http      *edge.Server
 }
 
 // New prepares a node: it creates the data directory, loads or creates the
@@ -48,8 +51,13 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if err := n.loadState(); err != nil {
 		return nil, err
 	}
+	if err := n.openPlugins(); err != nil {
+		n.closePlugins()
+		return nil, err
+	}
 	if err := n.assemble(); err != nil {
 		n.closeMedia()
+		n.closePlugins()
 		return nil, err
 	}
 	return n, nil
@@ -67,15 +75,22 @@ func (n *Node) assemble() error {
 	n.engine = engine
 	rc := n.cfg.Room
 	rc.NodeID = n.id
+	policy, presence := n.cfg.Policy, n.cfg.Presence
+	if policy == nil {
+		policy = n.plugins
+	}
+	if presence == nil {
+		presence = n.plugins
+	}
 	n.rooms, err = room.NewManager(rc, room.Deps{
-		Engine: engine, Policy: n.cfg.Policy, Presence: n.cfg.Presence, Log: n.log.With("part", "room"),
+		Engine: engine, Policy: policy, Presence: presence, Log: n.log.With("part", "room"),
 	})
 	if err != nil {
 		return fmt.Errorf("node: rooms: %w", err)
 	}
 	auth := n.cfg.Auth
 	if auth == nil {
-		auth = &devtoken.Verifier{Secret: n.secret, Skew: 30 * time.Second}
+		auth = nodeAuth{pm: n.plugins, dev: &devtoken.Verifier{Secret: n.secret, Skew: 30 * time.Second}}
 	}
 	n.signal, err = signal.New(n.cfg.Signal, signal.Deps{Auth: auth, Rooms: n.rooms, Log: n.log.With("part", "signal")})
 	if err != nil {
@@ -112,10 +127,22 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.http.Shutdown(ctx)
 	n.rooms.Close(room.ReasonShutdown)
 	n.closeMedia()
+	n.closePlugins()
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("node: shutdown incomplete: %w", err)
 	}
 	return err
+}
+
+func (n *Node) closePlugins() {
+	if n.plugins == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.plugins.Close(ctx); err != nil {
+		n.log.Warn("close plugins", "err", err)
+	}
 }
 
 func (n *Node) closeMedia() {
