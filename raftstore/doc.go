@@ -1,0 +1,85 @@
+// Package raftstore is Parley's replicated cluster state: a hashicorp/raft
+// node per parley process, with raft-wal as log and stable store, a file
+// snapshot store and a deterministic state machine, reachable by its peers
+// over mutual TLS. A Store implements core.ClusterState and the optional
+// core interfaces (ClusterNodes, ConsistentReader, ClusterWatcher,
+// Drainer) as well as core.Presence.
+//
+// # State
+//
+// The state machine holds the node registry (id, raft address, public URL,
+// drain and down marks), room claims (owner node, epoch, creation time,
+// metadata), presence (participant, identity, session, room, node, join
+// time), the plugin set with its module bytes, a presence journal with the
+// webhook pipeline's cursor and outbox (filled in by issue 5), and the
+// de-duplication window.
+//
+// Every change is a typed Command, encoded as a version byte, a kind byte
+// and JSON (command.go), carrying a request id. The state machine applies
+// a request id at most once: it remembers the result of the last 20000
+// request ids (in the snapshot too) and answers a repeat with the first
+// result. That is what makes ErrLeadershipLost ("outcome unknown") safe to
+// retry, and Store methods retry it themselves within Config.ApplyTimeout.
+// Apply does no I/O, reads no clock (times come from the proposer, in the
+// command header) and walks maps in sorted order, so every replica reaches
+// the same state and emits the same events.
+//
+// Plugin modules are kept in the replicated state itself, keyed by their
+// sha256, and reach it through the log in chunks of ModuleChunkSize
+// (ModuleChunk) before the plugin record that names them (PutPlugin). The
+// alternative, a content-addressed side store next to the log, would need
+// its own transfer, retention and snapshot protocol for a few megabytes
+// that change rarely; in the state they replicate, snapshot and restore
+// with everything else, a module used by several plugins is stored once,
+// and it is dropped when the last plugin using it goes.
+//
+// # Reads and writes
+//
+// Writes (Apply and the typed helpers: ClaimRoom, ReleaseRoom,
+// RecordPresence, PutPlugin, SetDraining, ...) work on every node. A
+// follower forwards the encoded command to the leader over the cluster
+// transport and the leader answers with the state machine's result; both
+// wait out elections for at most Config.ApplyTimeout. Reads answer from the
+// local replica. Sync makes them linearizable: the leader commits a
+// barrier (which only a leader in contact with a majority can) and names
+// the last command it applied, and the caller's node waits until it has
+// applied that far. A node cut off from the majority fails Sync rather
+// than serve stale state.
+//
+// Committed changes reach WatchCluster callbacks on every node, outside
+// Apply, on one goroutine per watcher.
+//
+// # Transport and security
+//
+// Each node listens on one TCP address for raft's own protocol and for the
+// forwarding RPC; a byte after the TLS handshake tells them apart. Both
+// sides present certificates and verify that they chain to the cluster
+// CA: either one that every node derives from the cluster secret
+// (GenerateSecret; HKDF-SHA256 of the secret seeds the CA's Ed25519 key,
+// and each node issues itself a leaf at start), or an operator's CA
+// (TLSFiles). A process without the secret cannot join, read or forward.
+//
+// # Failures
+//
+// The leader learns from raft's replication which peers it cannot reach
+// (no heartbeats are written to the log). After Config.FailureGrace it
+// commits a NodeDown: the node's rooms are released and its participants'
+// presence ended, and those ends are journalled like any leave so that
+// webhooks for them go out. A node that starts again registers with
+// RegisterNode.Started, which clears what its earlier process left.
+//
+// A watchdog on the leader times a barrier whenever it has had no
+// completed write for Config.WatchdogInterval; if the barrier takes longer
+// than Config.WatchdogTimeout, the node fences itself off the transport so
+// that the others elect a new leader, and reports Fatal (see Store.Fatal).
+//
+// # Wiring
+//
+// A node builds a Config from DefaultConfig, its node id, raft address,
+// public URL, data directory, cluster secret and either the bootstrap
+// peers (ParsePeers of --peers) or --join addresses; Open starts the node,
+// WaitReady waits for a leader and the node's registration, and Shutdown
+// stops it. To drain: SetDraining(true), move the clients, Leave, then
+// Shutdown. The CLI uses GenerateSecret for `parley cluster init` and
+// Admin for `parley cluster status` and `parley cluster remove`.
+package raftstore
