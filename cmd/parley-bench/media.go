@@ -137,10 +137,7 @@ func (t *pubTrack) sendFrame(rtpTS uint32, key bool) {
 	left := t.frameBytes()
 	first := true
 	for left > 0 {
-		n := min(left, maxPayload)
-		if left-n > 0 && left-n < headerLen { // keep the last packet big enough
-			n = left - headerLen
-		}
+		n := nextPacketSize(left)
 		left -= n
 		p := t.buf[:n]
 		p[0], p[1] = 0, 0
@@ -165,4 +162,15 @@ func (t *pubTrack) sendFrame(rtpTS uint32, key bool) {
 		}
 		t.sent.Add(1)
 	}
+}
+
+// nextPacketSize returns the payload size of the next packet of a frame with
+// left bytes still to send: at most maxPayload, and never leaving a last
+// packet too small for the benchmark header.
+func nextPacketSize(left int) int {
+	n := min(left, maxPayload)
+	if rest := left - n; rest > 0 && rest < headerLen {
+		n = left - headerLen
+	}
+	return n
 }
