@@ -96,16 +96,38 @@ func readPlugin(path string) (Spec, bool, error) {
 	if err != nil {
 		return Spec{}, false, fmt.Errorf("plugins: %w", err)
 	}
-	var man Manifest
-	if b, err := os.ReadFile(strings.TrimSuffix(path, ".wasm") + ".json"); err == nil {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&man); err != nil {
-			return Spec{}, false, fmt.Errorf("%w: manifest of %s: %w", ErrInvalidConfig, base, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	b, err := os.ReadFile(strings.TrimSuffix(path, ".wasm") + ".json")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Spec{}, false, fmt.Errorf("plugins: %w", err)
 	}
+	man, err := ParseManifest(b)
+	if err != nil {
+		return Spec{}, false, fmt.Errorf("manifest of %s: %w", base, err)
+	}
+	s, err := SpecFromManifest(base, module, man)
+	return s, man.Disabled, err
+}
+
+// ParseManifest decodes a manifest, rejecting unknown fields. Empty input
+// is the empty manifest.
+func ParseManifest(b []byte) (Manifest, error) {
+	var man Manifest
+	if len(bytes.TrimSpace(b)) == 0 {
+		return man, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&man); err != nil {
+		return man, fmt.Errorf("%w: manifest: %w", ErrInvalidConfig, err)
+	}
+	return man, nil
+}
+
+// SpecFromManifest builds the Spec that loads module under the manifest,
+// as a plugin directory would: the name defaults to base, a stock plugin
+// gets its stock capabilities and order unless the manifest sets them,
+// and the version defaults to the digest's first 12 hex digits.
+func SpecFromManifest(base string, module []byte, man Manifest) (Spec, error) {
 	s := Spec{Name: cmpOr(man.Name, base), Version: man.Version, Module: module, Config: man.Config,
 		Capabilities: man.Capabilities, WebhookAllow: man.WebhookAllow}
 	if stock, err := StockSpec(s.Name, "", nil, nil); err == nil {
@@ -117,16 +139,17 @@ func readPlugin(path string) (Spec, bool, error) {
 	if man.Order != nil {
 		s.Order = *man.Order
 	}
+	var err error
 	if s.Limits, err = man.Limits.limits(); err != nil {
-		return Spec{}, false, fmt.Errorf("plugin %s: %w", base, err)
+		return Spec{}, fmt.Errorf("plugin %s: %w", s.Name, err)
 	}
 	if s, err = s.normalize(); err != nil {
-		return Spec{}, false, err
+		return Spec{}, err
 	}
 	if s.Version == "" {
 		s.Version = s.SHA256[:12]
 	}
-	return s, man.Disabled, nil
+	return s, nil
 }
 
 func cmpOr(a, b string) string {

@@ -2,17 +2,17 @@ package plugin
 
 import "strings"
 
-// StringField returns the string value of key at the top level of the JSON
+// StringField returns the string value of name at the top level of the JSON
 // object doc, as encoding/json would find it (the last occurrence wins;
-// ok is false when doc is not a valid JSON object, the key is absent or
+// ok is false when doc is not a valid JSON object, the name is absent or
 // its value is not a string). Keys of up to 16 bytes are matched with the
 // SDK's fast reader; use it for small lookups such as a role in
 // participant metadata without paying for encoding/json in the sandbox.
-func StringField(doc, key string) (value string, ok bool) {
-	if len(key) > 16 || !strings.HasPrefix(strings.TrimSpace(doc), "{") {
+func StringField(doc, name string) (value string, ok bool) {
+	if len(name) > 16 || !strings.HasPrefix(strings.TrimSpace(doc), "{") {
 		return "", false
 	}
-	want := keyCodeOf(key)
+	want := key(name)
 	r := newReader([]byte(doc))
 	for open := r.open(); open; {
 		k, more := r.member()
@@ -33,6 +33,3 @@ func StringField(doc, key string) (value string, ok bool) {
 	}
 	return value, ok
 }
-
-// keyCodeOf is key for keys known to be at most 16 bytes.
-func keyCodeOf(s string) keyCode { return key(s) }

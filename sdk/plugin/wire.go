@@ -174,13 +174,18 @@ func (r *reader) code(i, n int) keyCode {
 	return keyCode{r.load(i) & masks[n0], r.load(i+8) & masks[n-n0], uint64(n)}
 }
 
-// key returns the keyCode of a literal key.
+// key returns the keyCode of a key of at most 16 bytes, without
+// allocating.
 func key(s string) keyCode {
 	if len(s) > 16 {
 		panic("plugin: key too long: " + s)
 	}
-	r := newReader([]byte(s))
-	return r.code(0, len(s))
+	var buf [16]byte
+	copy(buf[:], s)
+	n0 := min(len(s), 8)
+	w0 := *(*uint64)(unsafe.Pointer(&buf[0]))
+	w1 := *(*uint64)(unsafe.Pointer(&buf[8]))
+	return keyCode{w0 & masks[n0], w1 & masks[len(s)-n0], uint64(len(s))}
 }
 
 // str reads a string; null reads as "".

@@ -124,11 +124,11 @@ func (p *Policy) limit(room string) int {
 
 // Join decides a join.
 func (p *Policy) Join(req abi.JoinRequest) abi.Decision {
-	switch {
+	switch limit := p.limit(req.Room); {
 	case len(p.cfg.Rooms) > 0 && !matchAny(p.cfg.Rooms, req.Room) || matchAny(p.cfg.DenyRooms, req.Room):
 		return abi.Deny(abi.CodeForbidden, fmt.Sprintf("room %q is not open", req.Room))
-	case p.limit(req.Room) > 0 && req.Participants >= p.limit(req.Room):
-		return abi.Deny(abi.CodeRoomFull, fmt.Sprintf("room %q is full (%d participants)", req.Room, p.limit(req.Room)))
+	case limit > 0 && req.Participants >= limit:
+		return abi.Deny(abi.CodeRoomFull, fmt.Sprintf("room %q is full (%d participants)", req.Room, limit))
 	}
 	name, r, ok := p.role(req.Claims)
 	if !ok {
