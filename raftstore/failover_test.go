@@ -265,3 +265,32 @@ func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
 		}
 	}
 }
+
+func TestRecoverLostQuorum(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := c.nodes[1].s.Apply(ctx, &Outbox{Enqueue: []OutboxItem{{ID: "W1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	c.converged(5 * time.Second)
+	c.shutdownAll()
+	// n2 and n3 are gone for good; n1 becomes a cluster of one.
+	n1 := c.nodes[0]
+	if err := RecoverCluster(n1.cfg, []Peer{{ID: n1.id, Addr: n1.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	c.start(n1)
+	c.waitReady(n1)
+	if c.leader(10*time.Second) != n1 {
+		t.Fatal("the survivor does not lead")
+	}
+	if out := n1.s.Outbox(); len(out) != 1 {
+		t.Fatalf("state lost in recovery: %+v", out)
+	}
+	if _, err := n1.s.ClaimRoom(ctx, "after-recovery", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(n1.s.Status().Nodes); n != 1 {
+		eventually(t, 10*time.Second, "lost nodes dropped from the registry", func() bool { return len(n1.s.Status().Nodes) == 1 })
+	}
+}
