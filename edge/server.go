@@ -107,6 +107,7 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /v1/dev/token", s.handleDevToken)
 	}
 	mux.HandleFunc("GET /{$}", s.handleIndex)
+	registerWeb(mux)
 	return mux
 }
 
