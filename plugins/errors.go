@@ -61,7 +61,21 @@ var (
 	// ErrBackedOff is returned without running a plugin that keeps
 	// failing, until its back-off ends.
 	ErrBackedOff = errors.New("plugins: plugin backed off after repeated failures")
-	// ErrRetired is returned when a call raced with the retirement of its
-	// generation; callers retry on the new one and never see it.
-	errRetired = errors.New("plugins: generation retired")
+)
+
+// KV errors, mapped to ABI status codes by the kv capability.
+var (
+	// ErrKVQuota: the plugin has abi.MaxKVKeys keys already.
+	ErrKVQuota = errors.New("plugins: kv quota exceeded")
+	// ErrKVTooLarge: a key or value over abi.MaxKVKey / abi.MaxKVValue.
+	ErrKVTooLarge = errors.New("plugins: kv key or value too large")
+	// ErrKVNotCounter: Add on a value that is not an 8-byte counter.
+	ErrKVNotCounter = errors.New("plugins: kv value is not a counter")
+)
+
+// ErrSinkFull is returned by DirectSink.Enqueue when its queue is full,
+// and ErrSinkClosed once it is closed.
+var (
+	ErrSinkFull   = errors.New("plugins: webhook queue full")
+	ErrSinkClosed = errors.New("plugins: webhook sink closed")
 )

@@ -3,20 +3,9 @@ package plugins
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"sync"
 
 	"github.com/parleyhq/parley/abi"
-)
-
-// KV errors, mapped to ABI status codes by the kv capability.
-var (
-	// ErrKVQuota: the plugin has abi.MaxKVKeys keys already.
-	ErrKVQuota = errors.New("plugins: kv quota exceeded")
-	// ErrKVTooLarge: a key or value over abi.MaxKVKey / abi.MaxKVValue.
-	ErrKVTooLarge = errors.New("plugins: kv key or value too large")
-	// ErrKVNotCounter: Add on a value that is not an 8-byte counter.
-	ErrKVNotCounter = errors.New("plugins: kv value is not a counter")
 )
 
 // KVStore backs the kv capability: one namespace per plugin name, shared

@@ -7,7 +7,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -34,13 +33,6 @@ type Webhook struct {
 type WebhookSink interface {
 	Enqueue(ctx context.Context, w Webhook) error
 }
-
-// ErrSinkFull is returned by DirectSink.Enqueue when its queue is full,
-// and ErrSinkClosed once it is closed.
-var (
-	ErrSinkFull   = errors.New("plugins: webhook queue full")
-	ErrSinkClosed = errors.New("plugins: webhook sink closed")
-)
 
 // DirectSinkConfig configures a DirectSink.
 type DirectSinkConfig struct {
