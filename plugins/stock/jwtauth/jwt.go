@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/abi"
+	"github.com/parleyhq/parley/sdk/plugin"
 )
 
 // Config is the plugin's configuration; see the package documentation.
@@ -83,6 +84,9 @@ func NewVerifier(cfg Config, now func() time.Time) (*Verifier, error) {
 	if v.roleClaim == "" {
 		v.roleClaim = "role"
 	}
+	if len(v.roleClaim) > 16 {
+		return nil, fmt.Errorf("jwtauth: role_claim %q is longer than 16 bytes", v.roleClaim)
+	}
 	if v.maxBytes <= 0 {
 		v.maxBytes = 8 << 10
 	}
@@ -110,12 +114,6 @@ func parseEd25519(s string) (ed25519.PublicKey, error) {
 	return nil, fmt.Errorf("jwtauth: ed25519 public key %.12q... is neither base64 of 32 bytes nor PEM", s)
 }
 
-// header is a JWT's JOSE header.
-type header struct {
-	Alg string `json:"alg"`
-	Typ string `json:"typ"`
-}
-
 // claims are a token's payload.
 type claims struct {
 	Issuer    string          `json:"iss"`
@@ -128,7 +126,7 @@ type claims struct {
 	ExpiresAt *float64        `json:"exp"`
 	NotBefore *float64        `json:"nbf"`
 	IssuedAt  *float64        `json:"iat"`
-	extra     map[string]json.RawMessage
+	payload   string // the decoded JSON, for the role claim
 }
 
 func deny(code, format string, args ...any) abi.AuthResult {
@@ -157,16 +155,20 @@ func (v *Verifier) parse(token string) (claims, abi.AuthResult, bool) {
 		}
 		return c, deny(abi.CodeInvalidToken, "token is not a JWT"), false
 	}
-	var h header
-	if err := decodePart(parts[0], &h); err != nil {
-		return c, deny(abi.CodeInvalidToken, "token header: %v", err), false
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return c, deny(abi.CodeInvalidToken, "token header is not base64url"), false
+	}
+	alg, ok := plugin.StringField(string(hb), "alg")
+	if !ok {
+		return c, deny(abi.CodeInvalidToken, "token header is not a JSON object with an alg"), false
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
 		return c, deny(abi.CodeInvalidToken, "token signature is not base64url"), false
 	}
 	signed := []byte(parts[0] + "." + parts[1])
-	switch h.Alg {
+	switch alg {
 	case "HS256":
 		if !v.verifyHS256(signed, sig) {
 			return c, deny(abi.CodeInvalidToken, "bad token signature"), false
@@ -176,28 +178,17 @@ func (v *Verifier) parse(token string) (claims, abi.AuthResult, bool) {
 			return c, deny(abi.CodeInvalidToken, "bad token signature"), false
 		}
 	default:
-		return c, deny(abi.CodeInvalidToken, "unsupported token algorithm %q", h.Alg), false
+		return c, deny(abi.CodeInvalidToken, "unsupported token algorithm %q", alg), false
 	}
-	var extra map[string]json.RawMessage
-	if err := decodePart(parts[1], &extra); err != nil {
-		return c, deny(abi.CodeInvalidToken, "token payload: %v", err), false
-	}
-	if err := decodePart(parts[1], &c); err != nil {
-		return c, deny(abi.CodeInvalidToken, "token payload: %v", err), false
-	}
-	c.extra = extra
-	return c, abi.AuthResult{}, true
-}
-
-func decodePart(s string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	pb, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return errors.New("not base64url")
+		return c, deny(abi.CodeInvalidToken, "token payload is not base64url"), false
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return errors.New("not a JSON object of the expected shape")
+	if err := json.Unmarshal(pb, &c); err != nil {
+		return c, deny(abi.CodeInvalidToken, "token payload is not a JSON object of the expected shape"), false
 	}
-	return nil
+	c.payload = string(pb)
+	return c, abi.AuthResult{}, true
 }
 
 func (v *Verifier) verifyHS256(signed, sig []byte) bool {
@@ -247,9 +238,7 @@ func (v *Verifier) check(c claims) abi.AuthResult {
 	if c.ExpiresAt != nil {
 		out.ExpiresAt = int64(*c.ExpiresAt)
 	}
-	if raw, ok := c.extra[v.roleClaim]; ok {
-		_ = json.Unmarshal(raw, &out.Role) // a role that is not a string is ignored
-	}
+	out.Role, _ = plugin.StringField(c.payload, v.roleClaim) // a role that is not a string is ignored
 	return abi.AuthResult{Allow: true, Claims: out}
 }
 
