@@ -11,8 +11,8 @@ BENCHTIME ?= 2s
 
 all: build
 
-## build: the parley binary (and the stock plugins once they exist)
-build: deps-go
+## build: the parley binary and the stock plugins (bin/plugins, loaded by default)
+build: deps-go plugins-stock
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/parley ./cmd/parley
 
 ## run: build and start one local node on the defaults (development mode)

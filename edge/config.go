@@ -28,6 +28,9 @@ type Config struct {
 	// MetricsToken, when set, lets non-loopback scrapers read /metrics with
 	// "Authorization: Bearer <token>". Loopback clients need no token.
 	MetricsToken string `json:"metrics_token"`
+	// AdminToken authenticates the admin API (Authorization: Bearer). The
+	// admin API is closed without one.
+	AdminToken string `json:"-"`
 	// WebTransportAddr is the UDP host:port of the HTTP/3 listener serving
 	// WebTransport signaling; port 0 picks a free one, empty disables it.
 	WebTransportAddr string `json:"webtransport_addr"`

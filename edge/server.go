@@ -45,6 +45,8 @@ type Deps struct {
 	DevToken func(room, identity string) (string, error)
 	// Metrics serves GET /metrics (Prometheus text format) when not nil.
 	Metrics http.Handler
+	// Plugins serves the /v1/admin/plugins API when not nil.
+	Plugins PluginAdmin
 	Log      *slog.Logger
 }
 
@@ -102,6 +104,7 @@ func (s *Server) routes() http.Handler {
 	if s.deps.Metrics != nil {
 		mux.HandleFunc("GET /metrics", s.handleMetrics)
 	}
+	s.adminRoutes(mux)
 	mux.HandleFunc("GET /v1/cert-hash", s.handleCertHash)
 	if s.cfg.Dev && s.deps.DevToken != nil {
 		mux.HandleFunc("GET /v1/dev/token", s.handleDevToken)

@@ -37,6 +37,8 @@ func commands() []command {
 		{"serve", "run a node (default)", runServe},
 		{"config", "print the effective configuration and the data/config paths", runConfig},
 		{"token", "mint a development client token for --room and --identity", runToken},
+		{"plugins", "list, load, unload or reload a running node's plugins", runPlugins},
+		{"plugin", "plugin author tools: 'plugin test PLUGIN.wasm --hook join --input req.json'", runPluginTest},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -55,7 +55,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	for {
 		select {
 		case <-hup:
-			log.Info("SIGHUP received: nothing reloadable is configured yet")
+			if n.PluginDir() == "" {
+				log.Info("SIGHUP: no plugin directory to reload")
+				continue
+			}
+			ch, err := n.ReloadPlugins(ctx)
+			log.Info("SIGHUP: plugins reloaded", "loaded", ch.Loaded, "replaced", ch.Replaced, "unloaded", ch.Unloaded, "err", err)
 			continue
 		case <-ctx.Done():
 		}
@@ -89,6 +94,8 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 		"media":               cfg.Media,
 		"room":                cfg.Room,
 		"signal":              cfg.Signal,
+		"plugin_dir":          cfg.PluginDir,
+		"plugins":             cfg.Plugins,
 		"log_level":           s.logLevel,
 		"log_format":          s.logFormat,
 		"set_by":              s.sources,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -56,6 +57,45 @@ func (s *settings) bindCommon(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret for development tokens (default: generated in the data dir)")
 }
 
+// bindAdmin registers what a command needs to reach a node's admin API.
+func (s *settings) bindAdmin(fs *flag.FlagSet) {
+	s.bindCommon(fs)
+	fs.StringVar(&s.node.HTTP.HTTPAddr, "http-addr", s.node.HTTP.HTTPAddr, "the node's HTTP address")
+	fs.StringVar(&s.node.HTTP.AdminToken, "admin-token", "", "admin API token (default: the one in the data dir)")
+}
+
+// bindPlugins registers the plugin host's settings.
+func (s *settings) bindPlugins(fs *flag.FlagSet) {
+	c := &s.node
+	fs.StringVar(&c.PluginDir, "plugin-dir", "", `plugin directory (<name>.wasm + optional <name>.json); default "plugins" beside the binary; "none" for no plugins`)
+	fs.StringVar(&c.HTTP.AdminToken, "admin-token", "", "admin API token (default: generated in the data dir)")
+	d := &c.Plugins.Defaults
+	fs.Var(uint32Value{&d.MemoryPages}, "plugin-memory-pages", "default plugin memory cap in 64 KiB pages")
+	fs.DurationVar(&d.CallTimeout, "plugin-call-timeout", d.CallTimeout, "default wall-clock deadline per plugin call")
+	fs.IntVar(&d.PoolSize, "plugin-pool-size", d.PoolSize, "default instances per plugin")
+	fs.IntVar(&d.MaxInput, "plugin-max-input", d.MaxInput, "default plugin input size in bytes")
+	fs.IntVar(&d.MaxOutput, "plugin-max-output", d.MaxOutput, "default plugin output size in bytes")
+}
+
+// uint32Value is a flag.Value for a uint32.
+type uint32Value struct{ p *uint32 }
+
+func (v uint32Value) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatUint(uint64(*v.p), 10)
+}
+
+func (v uint32Value) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return err
+	}
+	*v.p = uint32(n)
+	return nil
+}
+
 // bindServe registers the flags of serve and config.
 func (s *settings) bindServe(fs *flag.FlagSet) {
 	s.bindCommon(fs)
@@ -70,6 +110,7 @@ func (s *settings) bindServe(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP.WebTransportAddr, "webtransport-addr", c.HTTP.WebTransportAddr, "UDP listen address for WebTransport signaling over HTTP/3 (port 0 picks one, empty disables)")
 	fs.Var((*stringList)(&c.HTTP.CertHosts), "cert-hosts", "comma-separated extra DNS names/IPs for the generated HTTP/3 certificate")
 	fs.StringVar(&c.HTTP.MetricsToken, "metrics-token", "", "bearer token for /metrics from non-loopback scrapers")
+	s.bindPlugins(fs)
 	fs.StringVar(&c.Media.ListenIP, "media-ip", c.Media.ListenIP, "IP the media UDP socket binds (empty: all)")
 	fs.IntVar(&c.Media.MediaPort, "media-port", c.Media.MediaPort, "UDP port for all media (0 picks one)")
 	fs.Var((*stringList)(&c.Media.PublicIPs), "public-ip", "comma-separated public IPs announced for media (NAT 1:1)")
@@ -151,8 +192,11 @@ func (s *settings) applyFile(fs *flag.FlagSet) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if k == "config" || fs.Lookup(k) == nil {
-			return fmt.Errorf("config file %s: unknown key %q (keys are the flag names of this command)", path, k)
+		if k == "config" || !allFlags()[k] {
+			return fmt.Errorf("config file %s: unknown key %q (keys are the flag names of parley serve)", path, k)
+		}
+		if fs.Lookup(k) == nil {
+			continue // a setting of another command
 		}
 		if err := fs.Set(k, tomlString(values[k])); err != nil {
 			return fmt.Errorf("config file %s: key %q: %w", path, k, err)
@@ -198,14 +242,23 @@ func (s *settings) applyEnv(fs *flag.FlagSet) error {
 	return nil
 }
 
-// knownEnv lists every PARLEY_ variable any command reads.
-func knownEnv() map[string]bool {
+// allFlags lists the settings of every command, by flag name.
+func allFlags() map[string]bool {
 	fs := flag.NewFlagSet("all", flag.ContinueOnError)
 	s := newSettings()
 	s.bindServe(fs)
 	bindTokenFlags(fs, &tokenOptions{})
+	known := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { known[f.Name] = true })
+	return known
+}
+
+// knownEnv lists every PARLEY_ variable any command reads.
+func knownEnv() map[string]bool {
 	known := map[string]bool{envPrefix + "CONFIG": true}
-	fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	for name := range allFlags() {
+		known[envName(name)] = true
+	}
 	return known
 }
 

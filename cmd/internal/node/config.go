@@ -113,8 +113,25 @@ func (n *Node) loadState() error {
 		return err
 	}
 	n.id = id
-	n.secret, err = LoadTokenSecret(n.cfg)
+	if n.secret, err = LoadTokenSecret(n.cfg); err != nil {
+		return err
+	}
+	n.adminToken, err = LoadAdminToken(n.cfg)
 	return err
+}
+
+// LoadAdminToken returns the admin API token: the configured one, or the
+// one kept in the data dir (created on first use, mode 0600). The CLI reads
+// the same file to talk to a local node.
+func LoadAdminToken(cfg Config) (string, error) {
+	if cfg.HTTP.AdminToken != "" {
+		return cfg.HTTP.AdminToken, nil
+	}
+	p := cfg.Paths()
+	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("node: data dir: %w", err)
+	}
+	return readOrCreate(p.AdminFile, func() string { return core.NewSecret(24) })
 }
 
 // readOrCreate returns the trimmed contents of path, writing gen() there

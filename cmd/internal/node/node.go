@@ -30,12 +30,13 @@ type Node struct {
 	id     string
 	secret []byte
 
-	engine    *sfu.Engine
-	plugins   *plugins.Manager
-	pluginDir string
-	rooms     *room.Manager
-	signal    *signal.Server
-	http      *edge.Server
+	engine     *sfu.Engine
+	plugins    *plugins.Manager
+	pluginDir  string
+	adminToken string
+	rooms      *room.Manager
+	signal     *signal.Server
+	http       *edge.Server
 }
 
 // New prepares a node: it creates the data directory, loads or creates the
@@ -98,8 +99,9 @@ func (n *Node) assemble() error {
 	}
 	hc := n.cfg.HTTP
 	hc.Dev = n.cfg.Dev
+	hc.AdminToken = n.adminToken
 	n.http, err = edge.New(hc, edge.Deps{
-		Signal: n.signal, Info: n.info, Log: n.log.With("part", "http"), Metrics: n.metrics(),
+		Signal: n.signal, Info: n.info, Log: n.log.With("part", "http"), Metrics: n.metrics(), Plugins: pluginAdmin{n},
 		DevToken: func(roomName, identity string) (string, error) {
 			return n.MintToken(roomName, identity, time.Hour)
 		},
