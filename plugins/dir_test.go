@@ -23,7 +23,7 @@ func TestReloadDir(t *testing.T) {
 	m, _ := newManager(t)
 	ctx := context.Background()
 	write(t, filepath.Join(dir, "gate.wasm"), watPlugin(t, "policy"))
-	write(t, filepath.Join(dir, "gate.json"), []byte(`{"version":"1","capabilities":["log"],"order":5,"limits":{"call_timeout":"50ms"}}`))
+	write(t, filepath.Join(dir, "gate.json"), []byte(`{"version":"1","capabilities":["log"],"order":5,"limits":{"call_timeout":"1500ms"}}`))
 	write(t, filepath.Join(dir, "tp.wasm"), goPlugin(t, "testdata/testplug"))
 	write(t, filepath.Join(dir, "tp.json"), []byte(`{"capabilities":["config","kv","log","webhook"],"config":{"version":"x"}}`))
 	ch, err := m.ReloadDir(ctx, dir)
@@ -31,7 +31,7 @@ func TestReloadDir(t *testing.T) {
 		t.Fatalf("first reload: %+v %v", ch, err)
 	}
 	list := m.List()
-	if len(list) != 2 || list[0].Name != "tp" || list[1].Name != "gate" || list[1].Limits.CallTimeout.Milliseconds() != 50 ||
+	if len(list) != 2 || list[0].Name != "tp" || list[1].Name != "gate" || list[1].Limits.CallTimeout.Milliseconds() != 1500 ||
 		len(list[0].Version) != 12 {
 		t.Fatalf("list %+v", list)
 	}

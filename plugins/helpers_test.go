@@ -65,9 +65,10 @@ func (s *recordingSink) all() []Webhook {
 	return append([]Webhook(nil), s.webhooks...)
 }
 
-// testLimits are small, quick limits for tests.
+// testLimits are small limits for tests, with deadlines generous enough
+// for a loaded machine running the race detector.
 func testLimits() Limits {
-	return Limits{CallTimeout: 250 * time.Millisecond, InitTimeout: 30 * time.Second, PoolSize: 2, WarmInstances: 1}
+	return Limits{CallTimeout: 2 * time.Second, InitTimeout: 30 * time.Second, PoolSize: 2, WarmInstances: 1}
 }
 
 // newManager returns a Manager on the shared compilation cache, closed at

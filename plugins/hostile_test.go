@@ -64,12 +64,12 @@ func TestHostileCalls(t *testing.T) {
 		kind    error
 		discard bool
 	}{
-		{"wat loop", watSpec("loop"), "r", ErrTimeout, true},
+		{"wat loop", deadline(watSpec("loop")), "r", ErrTimeout, true},
 		{"wat memory bomb", bomb(watSpec("bomb"), 64), "r", ErrOutOfMemory, true},
 		{"wat trap", watSpec("trap"), "r", ErrTrap, true},
 		{"wat garbage", watSpec("garbage"), "r", ErrBadOutput, true},
 		{"wat huge output", watSpec("huge"), "r", ErrBadOutput, true},
-		{"go loop", goBad, "loop", ErrTimeout, true},
+		{"go loop", deadline(goBad), "loop", ErrTimeout, true},
 		{"go memory bomb", bomb(goBad, 192), "bomb", ErrOutOfMemory, true},
 		{"go exit", goBad, "exit", ErrTrap, true},
 		{"go panic", goBad, "panic", ErrPluginFailed, false},
@@ -132,6 +132,15 @@ func watSpec(name string) func(t *testing.T) Spec {
 }
 
 func goBad(t *testing.T) Spec { return testplug(t, "bad", "v1", nil) }
+
+// deadline gives a looping plugin a short call deadline.
+func deadline(spec func(*testing.T) Spec) func(*testing.T) Spec {
+	return func(t *testing.T) Spec {
+		s := spec(t)
+		s.Limits.CallTimeout = 250 * time.Millisecond
+		return s
+	}
+}
 
 // bomb gives a memory bomb a small memory cap and a generous deadline:
 // growing memory is slow under the race detector, and the point is the cap.
