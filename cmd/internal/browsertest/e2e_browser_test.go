@@ -1,6 +1,7 @@
 package browsertest
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -88,7 +89,9 @@ func call(t *testing.T, transportA, transportB string) (*browser, *page, *page) 
 }
 
 func TestBrowserCallWebSocket(t *testing.T) {
-	_, a, _ := call(t, "websocket", "websocket")
+	_, a, b := call(t, "websocket", "websocket")
+	chat(t, a, b, "hello from alice")
+	chat(t, b, a, "hi alice, bob here")
 	a.screenshot("call-websocket.png")
 	if os.Getenv("PARLEY_UPDATE_SCREENSHOT") != "" {
 		src := a.screenshot("demo.png")
@@ -108,7 +111,8 @@ func TestBrowserCallWebSocket(t *testing.T) {
 }
 
 func TestBrowserCallWebTransport(t *testing.T) {
-	_, a, _ := call(t, "webtransport", "webtransport")
+	_, a, b := call(t, "webtransport", "webtransport")
+	chat(t, b, a, "over webtransport")
 	a.screenshot("call-webtransport.png")
 }
 
@@ -184,5 +188,33 @@ func TestBrowserDemoPageLoads(t *testing.T) {
 	p.screenshot("demo-lobby.png")
 	if errs := p.consoleErrors(); len(errs) > 0 {
 		t.Fatalf("demo page logged errors: %q", errs)
+	}
+}
+
+// chat types text into from's chat box and waits for it in to's list.
+func chat(t *testing.T, from, to *page, text string) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => {
+		const input = document.getElementById("chat-input");
+		input.value = %q;
+		document.getElementById("chat-form").requestSubmit();
+		return true;
+	})()`, text)
+	if _, err := eval[bool](from, js); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := eval[string](to, `document.getElementById("messages").textContent`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(got, from.name+text) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("page %s never showed %q from %s; chat: %q", to.name, text, from.name, got)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -175,7 +175,7 @@ func (b *browser) newPage(name string) *page {
 		b.t.Fatalf("page %s: %v", name, err)
 	}
 	b.t.Cleanup(func() {
-		if b.t.Failed() {
+		if b.t.Failed() || os.Getenv("PARLEY_TEST_DEBUG") != "" {
 			p.dump()
 		}
 	})
