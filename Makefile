@@ -7,7 +7,7 @@ VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/parleyhq/parley/cmd/internal/node.Version=$(VERSION)
 BENCHTIME ?= 2s
 
-.PHONY: all build run test vet deps bench fuzz clean tools
+.PHONY: all build run test vet deps deps-go deps-sys deps-browser bench fuzz clean tools
 
 all: build
 
@@ -29,7 +29,7 @@ vet: deps-go
 	$(GO) vet ./...
 
 ## deps: fetch Go modules and the system tools tests use
-deps: deps-go deps-sys
+deps: deps-go deps-sys deps-browser
 
 deps-go:
 	$(GO) mod download
@@ -39,6 +39,13 @@ deps-sys:
 		echo "installing wabt (wat2wasm) for the WebAssembly-text plugin test"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wabt >/dev/null; }
+
+# deps-browser: Debian's Chromium for the real-browser tests (cmd/internal/browsertest)
+deps-browser:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+		echo "installing chromium and chromium-driver for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 ## bench: forwarding and plugin benchmarks (figures go to docs/benchmarks.md)
 bench: deps-go
