@@ -113,8 +113,7 @@ func FuzzDecodeWebhook(f *testing.F) {
 func FuzzManifest(f *testing.F) {
 	f.Add([]byte(`{"version":"1","capabilities":["log"],"limits":{"call_timeout":"5ms"}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var m Manifest
-		if json.Unmarshal(in, &m) == nil {
+		if m, err := ParseManifest(in); err == nil {
 			_, _ = m.Limits.limits()
 		}
 	})
