@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,8 +56,43 @@ func runTests(m *testing.M) int {
 			base = tmp
 		}
 		cacheDir = filepath.Join(base, "parley", "test-wazero")
+		pruneCache(cacheDir, 512<<20)
 	}
 	return m.Run()
+}
+
+// pruneCache deletes the oldest files under dir, down to half of limit,
+// when it holds more than limit bytes, so the shared cache does not grow
+// without bound as plugins change.
+func pruneCache(dir string, limit int64) {
+	type file struct {
+		path string
+		size int64
+		mod  time.Time
+	}
+	var files []file
+	var total int64
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				files = append(files, file{p, info.Size(), info.ModTime()})
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	if total <= limit {
+		return
+	}
+	slices.SortFunc(files, func(a, b file) int { return a.mod.Compare(b.mod) })
+	for _, f := range files {
+		if total <= limit/2 {
+			return
+		}
+		if os.Remove(f.path) == nil {
+			total -= f.size
+		}
+	}
 }
 
 // goPlugin returns the bytes of the Go plugin in dir (relative to
