@@ -126,7 +126,7 @@ type claims struct {
 	ExpiresAt *float64        `json:"exp"`
 	NotBefore *float64        `json:"nbf"`
 	IssuedAt  *float64        `json:"iat"`
-	payload   string // the decoded JSON, for the role claim
+	payload   string          // the decoded JSON, for the role claim
 }
 
 func deny(code, format string, args ...any) abi.AuthResult {
