@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/webtransport-go"
 
@@ -387,5 +388,49 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v in %s", url, err, b)
+	}
+}
+
+// TestResumeAcrossTransports joins over WebSocket, drops it, and resumes
+// the same session over WebTransport.
+func TestResumeAcrossTransports(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, s.SignalURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := protocol.Request("1", protocol.TypeJoin, protocol.JoinRequest{Token: testToken(t, "r4", "dave")})
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	var jr protocol.JoinResponse
+	for jr.Session.ID == "" {
+		_, raw, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := protocol.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.IsResponse() && m.ID == "1" {
+			if err := protocol.DecodeData(&m, &jr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_ = ws.CloseNow()
+	c, _, err := dialWT(t, s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.request("r", protocol.TypeResume, protocol.ResumeRequest{SessionID: jr.Session.ID, ResumeToken: jr.Session.ResumeToken})
+	m := c.response("r")
+	var again protocol.JoinResponse
+	if err := protocol.DecodeData(&m, &again); err != nil || again.Participant.ID != jr.Participant.ID {
+		t.Fatalf("resume over webtransport: %v (%v), want participant %s", again.Participant, err, jr.Participant.ID)
 	}
 }
