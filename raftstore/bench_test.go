@@ -28,7 +28,7 @@ func BenchmarkPresenceApply(b *testing.B) {
 
 func benchPresence(b *testing.B, via string, writers int) {
 	c := newCluster(b, 3, nil)
-	nd := c.leader(10 * time.Second)
+	nd := c.leader(15 * time.Second)
 	if via == "follower" {
 		nd = c.followers()[0]
 	}

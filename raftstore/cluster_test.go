@@ -26,7 +26,7 @@ func TestClusterBootstrapAndForwardedClaim(t *testing.T) {
 	if claim.Owner != f.id || claim.OwnerURL != f.cfg.PublicURL || claim.Epoch == 0 || claim.Metadata != "meta" {
 		t.Fatalf("claim = %+v", claim)
 	}
-	c.converged(5 * time.Second)
+	c.converged(15 * time.Second)
 	for _, nd := range c.nodes {
 		got, ok := nd.s.Room("lobby")
 		if !ok || got != claim {
@@ -37,7 +37,7 @@ func TestClusterBootstrapAndForwardedClaim(t *testing.T) {
 		}
 	}
 	// A second claim from another node gets the owner's claim back.
-	other := c.leader(5 * time.Second)
+	other := c.leader(15 * time.Second)
 	again, err := other.s.ClaimRoom(ctxT(t, 10*time.Second), "lobby", "")
 	if err != nil || again != claim {
 		t.Fatalf("second claim = %+v, %v; want %+v", again, err, claim)
@@ -88,7 +88,7 @@ func TestConcurrentClaimsOneOwner(t *testing.T) {
 				t.Fatalf("round %d: claims differ: %+v vs %+v", round, claims[i], claims[0])
 			}
 		}
-		c.converged(5 * time.Second)
+		c.converged(15 * time.Second)
 		for _, nd := range c.nodes {
 			if got, _ := nd.s.Room(room); got != claims[0] {
 				t.Fatalf("round %d: %s sees %+v, want %+v", round, nd.id, got, claims[0])
@@ -115,7 +115,7 @@ func TestDedupeRepeatedRequestID(t *testing.T) {
 	if err != nil || !second.Duplicate || second.Index != first.Index {
 		t.Fatalf("second apply: %+v, %v (first %+v)", second, err, first)
 	}
-	c.converged(5 * time.Second)
+	c.converged(15 * time.Second)
 	for _, nd := range c.nodes {
 		entries, _, _ := nd.s.Journal(0, 0)
 		if len(entries) != 1 {
@@ -159,7 +159,7 @@ func TestPresenceAndEvents(t *testing.T) {
 		got = append(got, ev)
 		mu.Unlock()
 	})
-	l := c.leader(5 * time.Second)
+	l := c.leader(15 * time.Second)
 	if _, err := l.s.ClaimRoom(ctxT(t, 10*time.Second), "room", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestPresenceAndEvents(t *testing.T) {
 	l.s.Presence(context.Background(), ev)
 	ev.Kind, ev.Reason = core.PresenceLeft, "leave"
 	l.s.Presence(context.Background(), ev)
-	eventually(t, 5*time.Second, "claim, join and leave events on a follower", func() bool {
+	eventually(t, 15*time.Second, "claim, join and leave events on a follower", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= 3
@@ -207,7 +207,7 @@ func TestDrainRefusesNewRooms(t *testing.T) {
 		t.Fatalf("existing claim while draining: %+v, %v", claim, err)
 	}
 	if n, _ := c.nodes[0].s.Node(f.id); !n.Draining {
-		eventually(t, 5*time.Second, "drain replicated", func() bool { n, _ := c.nodes[0].s.Node(f.id); return n.Draining })
+		eventually(t, 15*time.Second, "drain replicated", func() bool { n, _ := c.nodes[0].s.Node(f.id); return n.Draining })
 	}
 	if err := f.s.SetDraining(ctx, false); err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func TestPluginSetReplicatedContentAddressed(t *testing.T) {
 	if err := c.nodes[0].s.PutPlugin(ctx, rec2, module); err != nil {
 		t.Fatal(err)
 	}
-	c.converged(10 * time.Second)
+	c.converged(15 * time.Second)
 	for _, nd := range c.nodes {
 		ps := nd.s.Plugins()
 		if len(ps) != 2 || ps[0].Name != "same-bytes" || ps[1].Name != "presence-hook" {
@@ -282,8 +282,8 @@ func TestJoinAndRemove(t *testing.T) {
 	c.nodes = append(c.nodes, nd)
 	c.start(nd)
 	c.waitReady(nd)
-	l := c.leader(5 * time.Second)
-	eventually(t, 5*time.Second, "n4 a voter", func() bool {
+	l := c.leader(15 * time.Second)
+	eventually(t, 15*time.Second, "n4 a voter", func() bool {
 		for _, n := range l.s.Status().Nodes {
 			if n.ID == "n4" && n.Suffrage == "Voter" && n.Registered {
 				return true
@@ -299,7 +299,7 @@ func TestJoinAndRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.stop(nd)
-	eventually(t, 5*time.Second, "n4 gone everywhere", func() bool {
+	eventually(t, 15*time.Second, "n4 gone everywhere", func() bool {
 		for _, x := range c.running() {
 			if _, ok := x.s.Node("n4"); ok {
 				return false

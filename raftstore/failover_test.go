@@ -22,10 +22,10 @@ func TestLeaderShutdownFailover(t *testing.T) {
 			rooms = append(rooms, claim)
 		}
 	}
-	old := c.leader(5 * time.Second)
+	old := c.leader(15 * time.Second)
 	start := time.Now()
 	c.stop(old)
-	l := c.leader(5 * time.Second)
+	l := c.leader(15 * time.Second)
 	took := time.Since(start)
 	t.Logf("new leader %s %v after the leader's shutdown began", l.id, took)
 	if took > 2*time.Second {
@@ -55,7 +55,7 @@ func TestLeaderShutdownFailover(t *testing.T) {
 	// The old leader restarts from its data and catches up.
 	c.start(old)
 	c.waitReady(old)
-	c.converged(10 * time.Second)
+	c.converged(15 * time.Second)
 }
 
 func TestDeadNodeRoomsReleased(t *testing.T) {
@@ -71,7 +71,7 @@ func testDeadNode(t *testing.T, victimIsLeader bool) {
 	ctx := ctxT(t, 30*time.Second)
 	v := c.followers()[0]
 	if victimIsLeader {
-		v = c.leader(5 * time.Second)
+		v = c.leader(15 * time.Second)
 	}
 	var other *testNode
 	for _, nd := range c.nodes {
@@ -97,10 +97,10 @@ func testDeadNode(t *testing.T, victimIsLeader bool) {
 	if err := other.s.RecordPresence(ctx, joined("PA_o1", "o", other.id)); err != nil {
 		t.Fatal(err)
 	}
-	c.converged(5 * time.Second)
+	c.converged(15 * time.Second)
 	stopped := time.Now()
 	c.stop(v)
-	eventually(t, 10*time.Second, "the dead node's rooms released and presence ended", func() bool {
+	eventually(t, 30*time.Second, "the dead node's rooms released and presence ended", func() bool {
 		for _, nd := range c.running() {
 			if len(nd.s.Participants("")) != 1 || len(nd.s.Rooms()) != 1 {
 				return false
@@ -134,7 +134,7 @@ func testDeadNode(t *testing.T, victimIsLeader bool) {
 	// Back from the dead: it registers again and can claim rooms.
 	c.start(v)
 	c.waitReady(v)
-	eventually(t, 5*time.Second, "node up again", func() bool {
+	eventually(t, 15*time.Second, "node up again", func() bool {
 		n, _ := other.s.Node(v.id)
 		return !n.Down
 	})
@@ -185,7 +185,7 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatalf("after snapshot: snapshot index %d, first log index %d, %v: log not compacted", snapIndex, first, err)
 	}
 	write("b", 10)
-	want := c.converged(10 * time.Second)
+	want := c.converged(15 * time.Second)
 	c.stop(f)
 	c.start(f)
 	// NewRaft restored the snapshot before returning (it replays no log
@@ -194,7 +194,7 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatalf("applied index %d right after restart, want at least the snapshot's %d", got, appliedBefore)
 	}
 	c.waitReady(f)
-	if got := c.converged(10 * time.Second); string(got) != string(want) {
+	if got := c.converged(15 * time.Second); string(got) != string(want) {
 		t.Fatal("state after restart differs")
 	}
 	// A snapshot shipped to a lagging follower: compact the leader's log
@@ -202,13 +202,13 @@ func TestSnapshotRestore(t *testing.T) {
 	g := c.followers()[0]
 	c.stop(g)
 	write("c", 20)
-	l := c.leader(5 * time.Second)
+	l := c.leader(15 * time.Second)
 	if err := l.s.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	c.start(g)
 	c.waitReady(g)
-	c.converged(10 * time.Second)
+	c.converged(15 * time.Second)
 }
 
 func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
@@ -227,8 +227,8 @@ func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
 	if _, err := c.nodes[1].s.Apply(ctx, &Outbox{Enqueue: []OutboxItem{{ID: "W1", Target: "https://hook.test"}}}); err != nil {
 		t.Fatal(err)
 	}
-	c.converged(5 * time.Second)
-	term := c.leader(5 * time.Second).s.raft.CurrentTerm()
+	c.converged(15 * time.Second)
+	term := c.leader(15 * time.Second).s.raft.CurrentTerm()
 	last := map[string]uint64{}
 	for _, nd := range c.nodes {
 		last[nd.id] = nd.s.raft.LastIndex()
@@ -238,7 +238,7 @@ func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
 		c.start(nd) // same Config, Peers included
 	}
 	c.waitReady(c.nodes...)
-	l := c.leader(10 * time.Second)
+	l := c.leader(15 * time.Second)
 	if l.s.raft.CurrentTerm() <= term {
 		t.Fatalf("term %d after restart, was %d", l.s.raft.CurrentTerm(), term)
 	}
@@ -249,11 +249,11 @@ func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
 	}
 	// The restarted n1 hosts nothing: its room and participant were
 	// released, and the participant's leave is journalled.
-	eventually(t, 10*time.Second, "n1's old room released", func() bool {
+	eventually(t, 30*time.Second, "n1's old room released", func() bool {
 		_, ok := c.nodes[2].s.Room("hosted")
 		return !ok && len(c.nodes[2].s.Participants("")) == 0
 	})
-	c.converged(10 * time.Second)
+	c.converged(15 * time.Second)
 	for _, nd := range c.nodes {
 		if n := len(nd.s.Status().Nodes); n != 3 {
 			t.Fatalf("%s sees %d nodes", nd.id, n)
@@ -274,7 +274,7 @@ func TestRecoverLostQuorum(t *testing.T) {
 	if _, err := c.nodes[1].s.Apply(ctx, &Outbox{Enqueue: []OutboxItem{{ID: "W1"}}}); err != nil {
 		t.Fatal(err)
 	}
-	c.converged(5 * time.Second)
+	c.converged(15 * time.Second)
 	c.shutdownAll()
 	// n2 and n3 are gone for good; n1 becomes a cluster of one.
 	n1 := c.nodes[0]
@@ -293,6 +293,6 @@ func TestRecoverLostQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := len(n1.s.Status().Nodes); n != 1 {
-		eventually(t, 10*time.Second, "lost nodes dropped from the registry", func() bool { return len(n1.s.Status().Nodes) == 1 })
+		eventually(t, 30*time.Second, "lost nodes dropped from the registry", func() bool { return len(n1.s.Status().Nodes) == 1 })
 	}
 }

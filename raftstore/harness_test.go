@@ -203,7 +203,7 @@ func (c *testCluster) leader(within time.Duration) *testNode {
 }
 
 func (c *testCluster) followers() []*testNode {
-	l := c.leader(10 * time.Second)
+	l := c.leader(15 * time.Second)
 	var out []*testNode
 	for _, nd := range c.running() {
 		if nd != l {

@@ -37,7 +37,7 @@ func TestNoGoroutinesAfterShutdown(t *testing.T) {
 	if err := f.s.Leave(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "node left", func() bool {
+	eventually(t, 15*time.Second, "node left", func() bool {
 		for _, nd := range c.running() {
 			if nd != f && len(nd.s.Status().Nodes) != 2 {
 				return false

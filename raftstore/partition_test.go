@@ -16,7 +16,7 @@ import (
 func TestPartitionedLeaderServesNoConsistentRead(t *testing.T) {
 	c := newCluster(t, 3, func(cfg *Config) { cfg.ApplyTimeout = 2 * time.Second })
 	ctx := ctxT(t, 60*time.Second)
-	old := c.leader(5 * time.Second)
+	old := c.leader(15 * time.Second)
 	first, err := old.s.ClaimRoom(ctx, "p", "")
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestPartitionedLeaderServesNoConsistentRead(t *testing.T) {
 
 	// The majority side elects a leader among themselves.
 	var nl *testNode
-	eventually(t, 5*time.Second, "a new leader on the majority side", func() bool {
+	eventually(t, 15*time.Second, "a new leader on the majority side", func() bool {
 		for _, id := range others {
 			nd := c.node(id)
 			if nd.s.raft.State().String() == "Leader" {
@@ -70,9 +70,9 @@ func TestPartitionedLeaderServesNoConsistentRead(t *testing.T) {
 
 	// Heal: it rejoins as a follower and catches up.
 	old.s.layer.restore(others...)
-	eventually(t, 10*time.Second, "old leader synced", func() bool { return old.s.Sync(ctx) == nil })
+	eventually(t, 30*time.Second, "old leader synced", func() bool { return old.s.Sync(ctx) == nil })
 	if got, _ := old.s.Room("p"); got != second {
 		t.Fatalf("after healing the old leader sees %+v, want %+v", got, second)
 	}
-	c.converged(10 * time.Second)
+	c.converged(15 * time.Second)
 }

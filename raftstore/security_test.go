@@ -53,7 +53,7 @@ func TestStrangerCannotJoinReadOrForward(t *testing.T) {
 	if _, err := c.nodes[0].s.ClaimRoom(ctx, "secret-room", ""); err != nil {
 		t.Fatal(err)
 	}
-	before := c.converged(5 * time.Second)
+	before := c.converged(15 * time.Second)
 
 	// A node with another secret asks to join: refused at the handshake.
 	stranger := &testCluster{t: t}
@@ -88,7 +88,7 @@ func TestStrangerCannotJoinReadOrForward(t *testing.T) {
 	if s.inConfiguration() {
 		t.Fatal("stranger got into the configuration")
 	}
-	if got := c.converged(5 * time.Second); string(got) != string(before) {
+	if got := c.converged(15 * time.Second); string(got) != string(before) {
 		t.Fatal("the stranger changed the cluster state")
 	}
 

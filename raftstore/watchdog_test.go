@@ -71,7 +71,7 @@ func TestWatchdogFencesStalledLeader(t *testing.T) {
 			return sl
 		}}
 	})
-	old := c.leader(5 * time.Second)
+	old := c.leader(15 * time.Second)
 	mu.Lock()
 	sl := stalls[old.id]
 	mu.Unlock()
@@ -80,7 +80,7 @@ func TestWatchdogFencesStalledLeader(t *testing.T) {
 	sl.stall()
 
 	var nl *testNode
-	eventually(t, 10*time.Second, "a leader other than the stalled one", func() bool {
+	eventually(t, 30*time.Second, "a leader other than the stalled one", func() bool {
 		for _, nd := range c.nodes {
 			if nd != old && nd.s.raft.State() == raft.Leader {
 				nl = nd
@@ -98,7 +98,7 @@ func TestWatchdogFencesStalledLeader(t *testing.T) {
 		if !errors.Is(old.s.FatalErr(), ErrStalled) {
 			t.Fatalf("fatal error = %v", old.s.FatalErr())
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatal("the stalled leader did not report itself fatal")
 	}
 	sl.resume() // let its raft finish shutting down
