@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -318,11 +319,13 @@ func (s *Store) setFatal(err error) {
 	})
 }
 
-// Shutdown stops the node: background work, raft, the transport and the
-// log, in that order, and waits for every goroutine the Store started. It
-// does not leave the cluster (see Leave). It returns ctx's error if ctx
-// ends first; the shutdown then goes on in the background. Calling it
-// again waits for the same shutdown.
+// Shutdown stops the node. It first tries, within ctx and the apply
+// timeout, to commit the presence changes still queued (see Presence),
+// then stops the background work, raft, the transport and the log, in
+// that order, and waits for every goroutine the Store started. It does not
+// leave the cluster (see Leave). It returns ctx's error if ctx ends first;
+// the shutdown then goes on in the background. Calling it again waits for
+// the same shutdown.
 func (s *Store) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.pres.flush(ctx)
@@ -556,7 +559,7 @@ func (s *Store) readIndex(ctx context.Context) (uint64, error) {
 	if len(body) != 8 {
 		return 0, &transportError{err: fmt.Errorf("read index answer of %d bytes", len(body))}
 	}
-	return uint64FromBytes(body), nil
+	return binary.BigEndian.Uint64(body), nil
 }
 
 // readIndexLocal commits a barrier as leader and returns the index of the
@@ -570,14 +573,6 @@ func (s *Store) readIndexLocal(ctx context.Context) (uint64, error) {
 	}
 	s.lastWrite.Store(time.Now().UnixNano())
 	return s.fsm.applied(), nil
-}
-
-func uint64FromBytes(b []byte) uint64 {
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // WatchCluster calls fn for every committed change from now on
