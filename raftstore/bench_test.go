@@ -78,3 +78,37 @@ func benchPresence(b *testing.B, via string, writers int) {
 	b.ReportMetric(pct(0.99), "p99-µs")
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "writes/s")
 }
+
+// BenchmarkLeaderFailover shuts the leader of a three-node cluster down
+// (in-process; the multi-process SIGKILL variant needs the binary) and
+// measures the time until a write through a survivor commits again. The
+// old leader restarts from its data between iterations.
+func BenchmarkLeaderFailover(b *testing.B) {
+	c := newCluster(b, 3, nil)
+	var took []time.Duration
+	for i := 0; i < b.N; i++ {
+		old := c.leader(15 * time.Second)
+		var survivor *testNode
+		for _, nd := range c.running() {
+			if nd != old {
+				survivor = nd
+			}
+		}
+		start := time.Now()
+		c.stop(old)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := survivor.s.ClaimRoom(ctx, fmt.Sprintf("failover-%d", i), "")
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		b.StopTimer()
+		c.start(old)
+		c.waitReady(old)
+		b.StartTimer()
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "max-ms")
+}
