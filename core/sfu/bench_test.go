@@ -2,11 +2,39 @@ package sfu
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 )
+
+// cpuMeter reports the CPU time of the benchmark's own OS thread per unit,
+// beside ns/op: with the benchmark goroutine locked to its thread, work
+// done synchronously (SRTP, the send system call and, on loopback, the
+// kernel's delivery) is counted, and time spent waiting for a core on a
+// busy machine is not.
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+// startCPU locks the goroutine to its thread (until the benchmark ends)
+// and starts measuring.
+func startCPU(b *testing.B) *cpuMeter {
+	runtime.LockOSThread()
+	b.Cleanup(runtime.UnlockOSThread)
+	start, ok := threadCPU()
+	return &cpuMeter{start: start, ok: ok}
+}
+
+// report adds the metric unit: CPU nanoseconds per (b.N * per) units.
+func (m *cpuMeter) report(b *testing.B, per int, unit string) {
+	end, ok := threadCPU()
+	if m.ok && ok && b.N > 0 {
+		b.ReportMetric(float64(end-m.start)/float64(b.N*per), unit)
+	}
+}
 
 // webrtcSSRC converts a test index into an SSRC.
 func webrtcSSRC(i int) webrtc.SSRC { return webrtc.SSRC(i) }
@@ -38,12 +66,15 @@ func BenchmarkForward(b *testing.B) {
 
 // BenchmarkForwardPion forwards through real subscriber peer connections
 // over loopback: the same fan-out plus pion's interceptors, SRTP encryption
-// and one UDP write per subscriber. One op is one incoming packet.
+// and the UDP writes, batched per fan-out as in the server. One op is one
+// incoming packet; cpu-ns/pkt-out is the forwarding thread's CPU time per
+// packet delivered to one subscriber, to compare with BenchmarkFloor.
 func BenchmarkForwardPion(b *testing.B) {
-	for _, n := range []int{1, 10} {
+	for _, n := range []int{1, 10, 50} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			e := newTestEngine(b)
 			f := testForwarder(1024)
+			f.batch = e.batch // as Publisher.startForwarder does
 			clients := make([]*subClient, n)
 			for i := range clients {
 				clients[i] = newSubClient(b, e, true)
@@ -72,10 +103,12 @@ func BenchmarkForwardPion(b *testing.B) {
 			b.SetBytes(int64(len(pkt)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU(b)
 			for b.Loop() {
 				forward()
 			}
 			b.StopTimer()
+			cpu.report(b, n, "cpu-ns/pkt-out")
 			for _, c := range clients {
 				c.close()
 			}

@@ -22,6 +22,7 @@ type Engine struct {
 	cfg    Config
 	log    *slog.Logger
 	conn   *net.UDPConn
+	batch  *batchConn // conn as the mux sees it: batches fan-out writes
 	mux    ice.UDPMux
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
@@ -48,9 +49,9 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen media udp %s: %w", addr, err)
 	}
-	e := &Engine{cfg: cfg, log: log, conn: conn}
+	e := &Engine{cfg: cfg, log: log, conn: conn, batch: newBatchConn(conn)}
 	loggers := pionLoggerFactory{log: log}
-	e.mux = webrtc.NewICEUDPMux(loggers.NewLogger("udpmux"), conn)
+	e.mux = webrtc.NewICEUDPMux(loggers.NewLogger("udpmux"), e.batch)
 	se := e.settingEngine(loggers)
 	if e.pubAPI, err = newPublisherAPI(se); err != nil {
 		_ = e.Close()

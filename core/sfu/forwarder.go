@@ -40,6 +40,7 @@ type Forwarder struct {
 
 	cache *packetCache
 	hdr   rtp.Header // parse scratch, owned by the read goroutine
+	batch *batchConn // sends a fan-out's datagrams together; nil: one by one
 
 	downTracks atomic.Pointer[[]*downTrack] // copy-on-write, read lock-free
 	mu         sync.Mutex                   // serializes downTracks updates
@@ -71,6 +72,7 @@ type forwarderParams struct {
 	cacheSize                        int
 	throttle                         time.Duration
 	sendPLI                          func() error
+	batch                            *batchConn
 	log                              *slog.Logger
 }
 
@@ -80,6 +82,7 @@ func newForwarder(p forwarderParams) *Forwarder {
 		id: p.id, clientTrackID: p.clientTrackID, streamID: p.streamID, mid: p.mid,
 		kind: p.kind, codec: p.codec, log: discardLogger(p.log),
 		cache:    newPacketCache(p.cacheSize),
+		batch:    p.batch,
 		sendPLI:  p.sendPLI,
 		throttle: p.throttle,
 		kfReq:    make(chan struct{}, 1),
@@ -258,7 +261,8 @@ func (f *Forwarder) keyframeLoop() {
 }
 
 // forward handles one RTP packet from the publisher: parses its header once,
-// caches it and writes it to every down track. pkt is either the cache's
+// caches it and writes it to every down track, the datagrams of a fan-out
+// to two or more leaving in one batch. pkt is either the cache's
 // spare buffer (read loop, stored without copying) or any other buffer
 // (copied into the cache). It does not allocate.
 func (f *Forwarder) forward(pkt []byte) {
@@ -284,9 +288,17 @@ func (f *Forwarder) forward(pkt []byte) {
 	key := f.codecKind != codecOther && isKeyframe(f.codecKind, payload)
 	dts := *f.downTracks.Load()
 	f.fanout.Add(uint64(len(dts)))
+	if len(dts) < 2 || f.batch == nil {
+		for _, d := range dts {
+			d.writeRTP(&f.hdr, payload, key)
+		}
+		return
+	}
+	f.batch.begin()
 	for _, d := range dts {
 		d.writeRTP(&f.hdr, payload, key)
 	}
+	f.batch.end()
 }
 
 // measure updates the incoming bitrate estimate with a packet of n bytes.

@@ -165,6 +165,7 @@ func (p *Publisher) startForwarder(track *webrtc.TrackRemote, receiver *webrtc.R
 		codec:         track.Codec(),
 		cacheSize:     cacheSize,
 		throttle:      p.e.cfg.KeyframeThrottle,
+		batch:         p.e.batch,
 		sendPLI: func() error {
 			return p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 		},
