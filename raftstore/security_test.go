@@ -79,7 +79,13 @@ func TestStrangerCannotJoinReadOrForward(t *testing.T) {
 			t.Fatalf("stranger's forwarded write to %s accepted", nd.id)
 		}
 	}
-	time.Sleep(time.Second) // let its joiner try a few times
+	// Nor ask to be added as a voter (its joiner keeps trying meanwhile).
+	body, _ := json.Marshal(memberRequest{ID: "intruder", Addr: addr})
+	for _, nd := range c.nodes {
+		if _, err := s.rpc.call(ctx, nd.addr, opJoin, 0, body); err == nil {
+			t.Fatalf("stranger's join through %s accepted", nd.id)
+		}
+	}
 	for _, nd := range c.nodes {
 		if n := len(nd.s.Status().Nodes); n != 3 {
 			t.Fatalf("%s sees %d nodes after the stranger's join attempts", nd.id, n)
