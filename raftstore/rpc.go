@@ -219,14 +219,16 @@ func (rc *rpcClient) call(ctx context.Context, addr string, op, flags byte, body
 	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
 	resp, err := rc.roundTrip(c, op, flags, body)
 	if !stop() || err != nil {
+		// A failed stream, or one whose deadline ctx already poisoned,
+		// is not reused.
 		_ = c.c.Close()
-		if err == nil {
-			err = ctx.Err()
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+	} else {
+		_ = c.c.SetDeadline(time.Time{})
+		rc.put(addr, c)
 	}
-	_ = c.c.SetDeadline(time.Time{})
-	rc.put(addr, c)
 	if resp[0] != 0 {
 		var e rpcError
 		if err := json.Unmarshal(resp[1:], &e); err != nil {
