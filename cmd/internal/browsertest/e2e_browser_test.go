@@ -116,8 +116,50 @@ func TestBrowserCallWebTransport(t *testing.T) {
 	a.screenshot("call-webtransport.png")
 }
 
+// TestBrowserCallMixedTransports holds a call with one page on each
+// transport, then works the demo's controls: mute, camera off, screen
+// sharing (seen by the other page as a third track) and leave.
 func TestBrowserCallMixedTransports(t *testing.T) {
-	call(t, "webtransport", "websocket")
+	_, a, b := call(t, "webtransport", "websocket")
+	click(t, a, "mic-btn")
+	waitEval(t, a, `document.querySelector('.tile.local .flags').textContent === "mic off"`, "mic muted")
+	click(t, a, "cam-btn")
+	waitEval(t, a, `document.querySelector('.tile.local').classList.contains("novideo")`, "camera off")
+	click(t, a, "cam-btn")
+	click(t, a, "mic-btn")
+	waitEval(t, a, `document.querySelector('.tile.local .flags').textContent === ""`, "mic and camera back on")
+	aliceMedia := `([...parleyDemo.room.participants.values()].find(p => p.identity === "alice")?.media.size ?? -1)`
+	click(t, a, "screen-btn")
+	waitEval(t, b, aliceMedia+` === 3`, "alice's screen share at bob")
+	click(t, a, "screen-btn")
+	waitEval(t, b, aliceMedia+` === 2`, "alice's screen share gone at bob")
+	click(t, a, "leave-btn")
+	waitEval(t, b, `parleyDemo.room.participants.size === 0`, "alice gone at bob")
+	waitEval(t, a, `!document.getElementById("lobby").classList.contains("hidden")`, "alice back in the lobby")
+}
+
+// click clicks the element with id on p.
+func click(t *testing.T, p *page, id string) {
+	t.Helper()
+	if _, err := eval[bool](p, fmt.Sprintf(`(document.getElementById(%q).click(), true)`, id)); err != nil {
+		t.Fatalf("page %s: click %s: %v", p.name, id, err)
+	}
+}
+
+// waitEval polls expr on p until it is true.
+func waitEval(t *testing.T, p *page, expr, what string) {
+	t.Helper()
+	deadline := time.Now().Add(callTimeout)
+	for {
+		ok, err := eval[bool](p, expr)
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("page %s: timed out waiting for %s (%s: %v, %v)", p.name, what, expr, ok, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestBrowserReloadMidCall reloads bob's page during a call: alice sees bob
