@@ -113,6 +113,25 @@ func TestBrowserCallWebSocket(t *testing.T) {
 func TestBrowserCallWebTransport(t *testing.T) {
 	_, a, b := call(t, "webtransport", "webtransport")
 	chat(t, b, a, "over webtransport")
+	// Drop bob's signaling connection: the SDK resumes the same session,
+	// alice never sees bob leave, and media keeps flowing both ways.
+	if _, err := eval[bool](a, `(window.__left = [], parleyDemo.room.on("participantLeft", p => __left.push(p.identity)), true)`); err != nil {
+		t.Fatal(err)
+	}
+	bobID, err := eval[string](b, `(window.__resumed = 0, parleyDemo.room.on("reconnected", () => __resumed++), parleyDemo.room.transport.close("test drop"), parleyDemo.room.localParticipant.id)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEval(t, b, `window.__resumed === 1 && parleyDemo.room.state === "connected"`, "bob resumed")
+	if id, err := eval[string](b, `parleyDemo.room.localParticipant.id`); err != nil || id != bobID {
+		t.Fatalf("bob resumed as %q (%v), want the same participant %q", id, err, bobID)
+	}
+	before := b.stats().Video.FramesDecoded
+	b.waitStats(callTimeout, "video after resume", func(s stats) bool { return s.Video.FramesDecoded > before+10 })
+	chat(t, b, a, "still here after resume")
+	if left, _ := eval[[]string](a, `window.__left`); len(left) > 0 {
+		t.Fatalf("alice saw %q leave during bob's resume", left)
+	}
 	a.screenshot("call-webtransport.png")
 }
 
