@@ -107,6 +107,9 @@ func logLevel() string {
 func chromium(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("PARLEY_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("PARLEY_CHROMIUM=%s: %v (unset it to use Debian's chromium, which `make deps` installs)", p, err)
+		}
 		return p
 	}
 	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
