@@ -50,14 +50,24 @@ func call[T any](public bool, fn func(context.Context, *connection, *T) (any, er
 	}}
 }
 
-func handleJoin(ctx context.Context, c *connection, m *protocol.Message) bool {
-	var req protocol.JoinRequest
-	if err := protocol.DecodeData(m, &req); err != nil {
+// decodeEntry decodes the data of a join or resume into req, answering
+// the request itself (and returning false) when it is invalid or the
+// connection already has a session.
+func decodeEntry(c *connection, m *protocol.Message, req any) bool {
+	if err := protocol.DecodeData(m, req); err != nil {
 		c.reply(m, nil, err)
-		return true
+		return false
 	}
 	if c.sess != nil {
 		c.reply(m, nil, core.Errorf(core.CodeConflict, "already joined on this connection"))
+		return false
+	}
+	return true
+}
+
+func handleJoin(ctx context.Context, c *connection, m *protocol.Message) bool {
+	var req protocol.JoinRequest
+	if !decodeEntry(c, m, &req) {
 		return true
 	}
 	if req.Token == "" {
@@ -91,12 +101,7 @@ func handleJoin(ctx context.Context, c *connection, m *protocol.Message) bool {
 
 func handleResume(ctx context.Context, c *connection, m *protocol.Message) bool {
 	var req protocol.ResumeRequest
-	if err := protocol.DecodeData(m, &req); err != nil {
-		c.reply(m, nil, err)
-		return true
-	}
-	if c.sess != nil {
-		c.reply(m, nil, core.Errorf(core.CodeConflict, "already joined on this connection"))
+	if !decodeEntry(c, m, &req) {
 		return true
 	}
 	ss := c.srv.lookup(req.SessionID, req.ResumeToken)

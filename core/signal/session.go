@@ -114,22 +114,28 @@ func (ss *session) hold() *connection {
 // end removes the participant and forgets the session. Calling it again
 // does nothing.
 func (ss *session) end(reason string) {
+	if p, _, ok := ss.finish(); ok && p != nil {
+		p.Leave(reason)
+	}
+}
+
+// finish marks the session ended and forgets it, returning its participant
+// and connection; ok is false when it had already ended.
+func (ss *session) finish() (p *room.Participant, c *connection, ok bool) {
 	ss.mu.Lock()
 	if ss.ended {
 		ss.mu.Unlock()
-		return
+		return nil, nil, false
 	}
 	ss.ended = true
 	if ss.grace != nil {
 		ss.grace.Stop()
 	}
-	p := ss.p
-	ss.pending = nil
+	p, c = ss.p, ss.conn
+	ss.conn, ss.pending = nil, nil
 	ss.mu.Unlock()
 	ss.srv.removeSession(ss)
-	if p != nil {
-		p.Leave(reason)
-	}
+	return p, c, true
 }
 
 func (ss *session) participant() *room.Participant {
@@ -149,20 +155,7 @@ func (ss *session) info() protocol.SessionInfo {
 // Removed implements room.Sink: the participant left the room, so the
 // session ends and its connection, if any, is told why and closed.
 func (ss *session) Removed(reason string) {
-	ss.mu.Lock()
-	if ss.ended {
-		ss.mu.Unlock()
-		return
-	}
-	ss.ended = true
-	if ss.grace != nil {
-		ss.grace.Stop()
-	}
-	c := ss.conn
-	ss.conn, ss.pending = nil, nil
-	ss.mu.Unlock()
-	ss.srv.removeSession(ss)
-	if c != nil && reason != room.ReasonLeave {
+	if _, c, ok := ss.finish(); ok && c != nil && reason != room.ReasonLeave {
 		c.closeWith(core.Errorf(core.CodeSessionExpired, "removed from room: %s", reason), reason)
 	}
 }
