@@ -47,7 +47,7 @@ type Deps struct {
 	Metrics http.Handler
 	// Plugins serves the /v1/admin/plugins API when not nil.
 	Plugins PluginAdmin
-	Log      *slog.Logger
+	Log     *slog.Logger
 }
 
 // Server is the HTTP listener.

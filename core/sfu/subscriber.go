@@ -296,13 +296,21 @@ func (s *Subscriber) videoBitrate() uint64 {
 	return sum
 }
 
-// sendCodecs returns the subscriber-side codecs with the given mime type.
+// sendCodecs returns the subscriber-side codecs of mime's kind, those with
+// mime itself first. The others stay in the offer on purpose: pion's media
+// engine remembers the codecs of the first answer as the only negotiated
+// ones, so an m-line narrowed to VP9 would leave a later H.264 track with
+// no codec at all. The down track binds to the track's own codec.
 func (e *Engine) sendCodecs(mime string) []webrtc.RTPCodecParameters {
-	var out []webrtc.RTPCodecParameters
+	kind, _, _ := strings.Cut(strings.ToLower(mime), "/")
+	var first, rest []webrtc.RTPCodecParameters
 	for _, c := range e.subCodecs {
-		if strings.EqualFold(c.MimeType, mime) {
-			out = append(out, c)
+		switch {
+		case strings.EqualFold(c.MimeType, mime):
+			first = append(first, c)
+		case strings.HasPrefix(strings.ToLower(c.MimeType), kind+"/"):
+			rest = append(rest, c)
 		}
 	}
-	return out
+	return append(first, rest...)
 }
