@@ -17,8 +17,8 @@ import (
 // testSecret is the token secret of the test node.
 const testSecret = "bench-test-secret-0123456789"
 
-// startNode runs a whole node in-process on free ports.
-func startNode(t *testing.T) *node.Node {
+// startTestNode runs a whole node in-process on free ports.
+func startTestNode(t *testing.T) *node.Node {
 	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -99,7 +99,7 @@ func checkSane(t *testing.T, r *Report, receivers int) {
 // subscribers, 2 s) against an in-process node, with tokens from its dev
 // endpoint and server figures from its /metrics.
 func TestFanoutAgainstNode(t *testing.T) {
-	n := startNode(t)
+	n := startTestNode(t)
 	var r Report
 	runJSON(t, []string{"--url", n.URL(), "--subscribers", "2", "--duration", "2s", "--warmup", "300ms"}, &r)
 	checkSane(t, &r, 2)
@@ -125,7 +125,7 @@ func TestFanoutAgainstNode(t *testing.T) {
 // tokens; /metrics is pointed nowhere, so the server figures must come from
 // /proc of --server-pid (this process, where the node runs).
 func TestMeetingWithProcFallback(t *testing.T) {
-	n := startNode(t)
+	n := startTestNode(t)
 	var r Report
 	stderr := runJSON(t, []string{
 		"--url", strings.Replace(n.SignalURL(), "http", "ws", 1), "--mode", "meeting", "--publishers", "2",

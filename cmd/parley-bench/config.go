@@ -58,8 +58,12 @@ type config struct {
 	MaxLossPct float64       `json:"max_loss_pct"`
 	MaxP99     time.Duration `json:"max_p99_ns"`
 
-	JSON     bool   `json:"-"`
-	LogLevel string `json:"-"`
+	JSON       bool   `json:"-"`
+	LogLevel   string `json:"-"`
+	Local      bool   `json:"local,omitempty"`
+	Serve      bool   `json:"-"`
+	CPUProfile string `json:"-"`
+	MemProfile string `json:"-"`
 }
 
 // defaultConfig returns the settings of a run with no flags.
@@ -158,6 +162,10 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.MaxP99, "max-p99", cfg.MaxP99, "--search criterion: p99 forwarding latency below this")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the report as JSON instead of a table")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "client SDK log level: debug, info, warn, error")
+	fs.BoolVar(&cfg.Local, "local", cfg.Local, "run a node of this build inside the benchmark process (ignores --url; for profiling)")
+	fs.BoolVar(&cfg.Serve, "serve", cfg.Serve, "only run a node of this build on --url's address (dev mode, no clients) until interrupted, profiling it with --cpuprofile/--memprofile")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile, "write a CPU profile of the benchmark process (with --local: of the node too) to this file")
+	fs.StringVar(&cfg.MemProfile, "memprofile", cfg.MemProfile, "write an allocation profile of the benchmark process to this file at the end")
 	return fs
 }
 

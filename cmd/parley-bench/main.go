@@ -52,6 +52,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Local {
+		stopNode, err := startLocal(ctx, &cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stopNode()
+	}
+	stopProfiles, err := startProfiles(&cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfiles(); perr != nil {
+			fmt.Fprintln(stderr, "parley-bench: profile:", perr)
+		}
+	}()
+	if cfg.Serve {
+		return serve(ctx, &cfg, stderr, log)
+	}
 	probe := newServerProbe(ctx, cfg.metricsURL(), cfg.MetricsToken, cfg.ServerPID)
 	if probe.source != sourceMetrics {
 		fmt.Fprintf(stderr, "parley-bench: server figures from %s (/metrics: %v)\n", probe.source, probe.lastErr)

@@ -119,6 +119,10 @@ type participant struct {
 	recv    *receiver // nil when it does not receive
 	pubs    []*pubTrack
 	readers sync.WaitGroup
+
+	ready      chan struct{} // closed when Connect returned
+	mu         sync.Mutex
+	subscribed map[string]bool // track ids asked for
 }
 
 // joinParams describe a participant to join.
@@ -139,12 +143,16 @@ func join(ctx context.Context, p joinParams) (*participant, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Receivers subscribe explicitly once Connect has returned rather than
+	// with auto_subscribe: the SDK answers a sub_offer that arrives before
+	// Connect returns with "client not connected" and the offer then stays
+	// outstanding, so such a receiver would never get media.
 	c, err := client.New(p.signalURL, tok, client.WithAPI(p.api), client.WithLogger(p.log),
-		client.WithAutoSubscribe(p.receive))
+		client.WithAutoSubscribe(false))
 	if err != nil {
 		return nil, err
 	}
-	pt := &participant{name: p.name, room: p.room, c: c}
+	pt := &participant{name: p.name, room: p.room, c: c, subscribed: make(map[string]bool), ready: make(chan struct{})}
 	if p.receive {
 		pt.recv = &receiver{joinStartNS: p.clk.now()}
 		c.OnTrack(func(t *client.RemoteTrack) {
@@ -155,11 +163,47 @@ func join(ctx context.Context, p joinParams) (*participant, error) {
 				readTrack(t.Track(), rt, pt.recv, p.clk, p.measuring)
 			}()
 		})
+		c.OnTrackPublished(func(t client.TrackInfo) {
+			go func() {
+				select {
+				case <-pt.ready:
+					pt.subscribe(t)
+				case <-c.Done():
+				}
+			}()
+		})
 	}
 	if err := c.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.name, err)
 	}
+	close(pt.ready)
+	if p.receive {
+		for _, other := range c.Participants() {
+			for _, t := range other.Tracks {
+				pt.subscribe(t)
+			}
+		}
+	}
 	return pt, nil
+}
+
+// subscribe asks for another participant's track once.
+func (pt *participant) subscribe(t client.TrackInfo) {
+	if t.ParticipantID == pt.c.LocalParticipant().ID {
+		return
+	}
+	pt.mu.Lock()
+	done := pt.subscribed[t.ID]
+	pt.subscribed[t.ID] = true
+	pt.mu.Unlock()
+	if done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pt.c.Subscribe(ctx, t.ID); err != nil {
+		pt.c.Close() // counted as a receiver without media
+	}
 }
 
 // readTrack reads one forwarded track until it ends, recording every

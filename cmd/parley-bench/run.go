@@ -247,6 +247,12 @@ func (b *bench) waitFlowing(ctx context.Context) int {
 			}
 		}
 		if ok == len(recvs) || time.Now().After(deadline) || ctx.Err() != nil {
+			for _, p := range recvs {
+				if n := p.recv.flowing(); n < len(b.expectedTracks(p)) {
+					b.log.Warn("receiver without every track", "client", p.room+"/"+p.name,
+						"tracks", len(p.recv.trackList()), "flowing", n, "state", p.c.State().String())
+				}
+			}
 			if ok < len(recvs) {
 				b.noteErr(fmt.Errorf("%d of %d receivers did not get every track within %s",
 					len(recvs)-ok, len(recvs), b.cfg.JoinTimeout))
