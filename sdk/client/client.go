@@ -53,11 +53,12 @@ func (s State) String() string {
 // Client is a participant in one Parley room. Create it with New (or Dial),
 // register callbacks, then Connect. All methods are safe for concurrent use.
 type Client struct {
-	url   string
-	token string
-	cfg   config
-	api   *webrtc.API
-	log   *slog.Logger
+	url       string
+	token     string
+	transport Transport // resolved: never TransportAuto
+	cfg       config
+	api       *webrtc.API
+	log       *slog.Logger
 
 	ids atomic.Uint64
 
@@ -93,18 +94,14 @@ type Client struct {
 	h          handlers
 }
 
-// New returns a client for the signaling endpoint at url (ws://host/v1/signal
-// or wss://...) that will join the room token names. It does no I/O: register
-// callbacks, then call Connect.
+// New returns a client for the signaling endpoint at url that will join the
+// room token names: ws://host:7880/v1/signal (or wss://) for WebSocket,
+// https://host:7071/v1/signal for WebTransport; WithTransport overrides the
+// choice. It does no I/O: register callbacks, then call Connect.
 func New(rawURL, token string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("client: parse url: %w", err)
-	}
-	switch u.Scheme {
-	case "ws", "wss", "http", "https":
-	default:
-		return nil, fmt.Errorf("client: url scheme %q: want ws or wss", u.Scheme)
 	}
 	if token == "" {
 		return nil, errors.New("client: empty token")
@@ -113,6 +110,13 @@ func New(rawURL, token string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.err != nil {
+		return nil, fmt.Errorf("client: %w", cfg.err)
+	}
+	transport, err := resolveTransport(cfg.transport, u.Scheme)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
 	api, err := cfg.newAPI()
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
@@ -120,6 +124,7 @@ func New(rawURL, token string, opts ...Option) (*Client, error) {
 	c := &Client{
 		url:          rawURL,
 		token:        token,
+		transport:    transport,
 		cfg:          cfg,
 		api:          api,
 		log:          cfg.log,
@@ -209,7 +214,7 @@ func (c *Client) join(ctx context.Context) (*protocol.JoinResponse, *signalConn,
 // handshake dials a connection, starts its read loop and makes the join or
 // resume request on it. On failure the connection is closed.
 func (c *Client) handshake(ctx context.Context, typ string, req any) (*protocol.JoinResponse, *signalConn, error) {
-	conn, err := dialSignal(ctx, c.url, c.cfg.dialOptions, c.log)
+	conn, err := dialSignal(ctx, c.url, c.transport, &c.cfg, c.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -298,6 +303,10 @@ func (c *Client) Err() error {
 	defer c.mu.Unlock()
 	return c.err
 }
+
+// Transport returns the transport the client's signaling uses: chosen with
+// WithTransport or by the URL's scheme.
+func (c *Client) Transport() Transport { return c.transport }
 
 // State returns the connection state.
 func (c *Client) State() State {

@@ -27,7 +27,7 @@ func ctxT(t *testing.T) context.Context {
 // connect makes a client of fs, lets setup register callbacks, connects.
 func connect(t *testing.T, fs *fakeServer, setup func(*Client), opts ...Option) *Client {
 	t.Helper()
-	c, err := New(fs.url(), "tok", opts...)
+	c, err := New(fs.url(), "tok", append(fs.opts(), opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,11 @@ func (r *recorder) list() []string {
 func (r *recorder) has(s string) bool { return slices.Contains(r.list(), s) }
 
 func TestConnectSendsJoinAndKeepsSnapshot(t *testing.T) {
-	fs := newFakeServer(t)
+	onEachTransport(t, testConnectSendsJoinAndKeepsSnapshot)
+}
+
+func testConnectSendsJoinAndKeepsSnapshot(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	bob := protocol.ParticipantInfo{ID: "PA_bob", Identity: "bob", Tracks: []core.TrackInfo{
 		{ID: "TR_1", ParticipantID: "PA_bob", Identity: "bob", Kind: core.KindAudio, MimeType: "audio/opus"},
 	}}
@@ -89,8 +93,10 @@ func TestConnectSendsJoinAndKeepsSnapshot(t *testing.T) {
 	}
 }
 
-func TestConnectRefused(t *testing.T) {
-	fs := newFakeServer(t)
+func TestConnectRefused(t *testing.T) { onEachTransport(t, testConnectRefused) }
+
+func testConnectRefused(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	fs.setHandle(func(fc *fakeConn, m protocol.Message) bool {
 		if m.Type != protocol.TypeJoin {
 			return false
@@ -98,7 +104,7 @@ func TestConnectRefused(t *testing.T) {
 		fc.fail(m, core.Errorf(core.CodeInvalidToken, "bad signature"))
 		return true
 	})
-	c, err := New(fs.url(), "tok")
+	c, err := New(fs.url(), "tok", fs.opts()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +119,11 @@ func TestConnectRefused(t *testing.T) {
 }
 
 func TestRequestsCorrelatedOutOfOrder(t *testing.T) {
-	fs := newFakeServer(t)
+	onEachTransport(t, testRequestsCorrelatedOutOfOrder)
+}
+
+func testRequestsCorrelatedOutOfOrder(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	var mu sync.Mutex
 	var held []protocol.Message
 	fs.setHandle(func(fc *fakeConn, m protocol.Message) bool {
@@ -152,7 +162,11 @@ func TestRequestsCorrelatedOutOfOrder(t *testing.T) {
 }
 
 func TestEventsReachCallbacksInOrderWithoutBlockingReads(t *testing.T) {
-	fs := newFakeServer(t)
+	onEachTransport(t, testEventsReachCallbacksInOrderWithoutBlockingReads)
+}
+
+func testEventsReachCallbacksInOrderWithoutBlockingReads(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	var rec recorder
 	release := make(chan struct{})
 	c := connect(t, fs, func(c *Client) {
@@ -192,8 +206,10 @@ func TestEventsReachCallbacksInOrderWithoutBlockingReads(t *testing.T) {
 	}
 }
 
-func TestResumeAfterDrop(t *testing.T) {
-	fs := newFakeServer(t)
+func TestResumeAfterDrop(t *testing.T) { onEachTransport(t, testResumeAfterDrop) }
+
+func testResumeAfterDrop(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	var rec recorder
 	c := connect(t, fs, func(c *Client) {
 		c.OnStateChange(func(s State) { rec.add("state %s", s) })
@@ -232,8 +248,10 @@ func TestResumeAfterDrop(t *testing.T) {
 	}
 }
 
-func TestRequestWaitsForResume(t *testing.T) {
-	fs := newFakeServer(t)
+func TestRequestWaitsForResume(t *testing.T) { onEachTransport(t, testRequestWaitsForResume) }
+
+func testRequestWaitsForResume(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	c := connect(t, fs, nil)
 	fs.conn()
 	slow := make(chan struct{})
@@ -254,8 +272,10 @@ func TestRequestWaitsForResume(t *testing.T) {
 	}
 }
 
-func TestResumeRefusedClosesClient(t *testing.T) {
-	fs := newFakeServer(t)
+func TestResumeRefusedClosesClient(t *testing.T) { onEachTransport(t, testResumeRefusedClosesClient) }
+
+func testResumeRefusedClosesClient(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	closed := make(chan error, 1)
 	c := connect(t, fs, func(c *Client) { c.OnClose(func(err error) { closed <- err }) })
 	fs.conn()
@@ -277,12 +297,14 @@ func TestResumeRefusedClosesClient(t *testing.T) {
 	}
 }
 
-func TestClosingEventPreventsResume(t *testing.T) {
-	fs := newFakeServer(t)
+func TestClosingEventPreventsResume(t *testing.T) { onEachTransport(t, testClosingEventPreventsResume) }
+
+func testClosingEventPreventsResume(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	c := connect(t, fs, nil)
 	fc := fs.conn()
 	fc.event(protocol.TypeClosing, protocol.Closing{Reason: "server shutting down", Code: core.CodeUnavailable})
-	fc.ws.CloseNow()
+	fc.hangUp()
 	<-c.Done()
 	if err := c.Err(); !errors.Is(err, ErrServerClosed) || !errors.Is(err, core.ErrUnavailable) {
 		t.Fatalf("Err = %v", err)
@@ -292,8 +314,10 @@ func TestClosingEventPreventsResume(t *testing.T) {
 	}
 }
 
-func TestLeave(t *testing.T) {
-	fs := newFakeServer(t)
+func TestLeave(t *testing.T) { onEachTransport(t, testLeave) }
+
+func testLeave(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	closed := make(chan error, 1)
 	c := connect(t, fs, func(c *Client) { c.OnClose(func(err error) { closed <- err }) })
 	if err := c.Leave(ctxT(t)); err != nil {
@@ -310,8 +334,10 @@ func TestLeave(t *testing.T) {
 	}
 }
 
-func TestCloseFromCallback(t *testing.T) {
-	fs := newFakeServer(t)
+func TestCloseFromCallback(t *testing.T) { onEachTransport(t, testCloseFromCallback) }
+
+func testCloseFromCallback(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	c := connect(t, fs, func(c *Client) {
 		c.OnData(func(DataMessage) { c.Close() })
 	})
@@ -323,15 +349,19 @@ func TestCloseFromCallback(t *testing.T) {
 	}
 }
 
-func TestPingKeepsAlive(t *testing.T) {
-	fs := newFakeServer(t)
+func TestPingKeepsAlive(t *testing.T) { onEachTransport(t, testPingKeepsAlive) }
+
+func testPingKeepsAlive(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	fs.session.PingIntervalMS = 20
 	connect(t, fs, nil)
 	waitFor(t, "three pings", func() bool { return fs.count(protocol.TypePing) >= 3 })
 }
 
-func TestUnansweredPingResumes(t *testing.T) {
-	fs := newFakeServer(t)
+func TestUnansweredPingResumes(t *testing.T) { onEachTransport(t, testUnansweredPingResumes) }
+
+func testUnansweredPingResumes(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	fs.session.PingIntervalMS = 30
 	var once sync.Once
 	fs.setHandle(func(fc *fakeConn, m protocol.Message) bool {
@@ -369,13 +399,15 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func TestIdleClosingIsResumed(t *testing.T) {
-	fs := newFakeServer(t)
+func TestIdleClosingIsResumed(t *testing.T) { onEachTransport(t, testIdleClosingIsResumed) }
+
+func testIdleClosingIsResumed(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	var rec recorder
 	c := connect(t, fs, func(c *Client) { c.OnReconnect(func() { rec.add("reconnected") }) })
 	fc := fs.conn()
 	fc.event(protocol.TypeClosing, protocol.Closing{Reason: "idle", Code: core.CodeTimeout})
-	fc.ws.CloseNow()
+	fc.hangUp()
 	waitFor(t, "resume after an idle close", func() bool { return rec.has("reconnected") })
 	if c.Err() != nil || c.State() != StateConnected {
 		t.Fatalf("Err = %v, state = %v", c.Err(), c.State())
@@ -383,7 +415,11 @@ func TestIdleClosingIsResumed(t *testing.T) {
 }
 
 func TestClosingDuringResumeStopsRetrying(t *testing.T) {
-	fs := newFakeServer(t)
+	onEachTransport(t, testClosingDuringResumeStopsRetrying)
+}
+
+func testClosingDuringResumeStopsRetrying(t *testing.T, tr Transport) {
+	fs := newFakeServer(t, tr)
 	c := connect(t, fs, nil)
 	fs.conn()
 	fs.setHandle(func(fc *fakeConn, m protocol.Message) bool {
@@ -391,7 +427,7 @@ func TestClosingDuringResumeStopsRetrying(t *testing.T) {
 			return false
 		}
 		fc.event(protocol.TypeClosing, protocol.Closing{Reason: "server shutting down", Code: core.CodeUnavailable})
-		fc.ws.CloseNow()
+		fc.hangUp()
 		return true
 	})
 	start := time.Now()

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/core/protocol"
 )
@@ -17,15 +16,16 @@ const (
 	// maxMessageSize bounds a message from the server. Offers for rooms with
 	// many tracks are the largest; the server's own limit applies to us.
 	maxMessageSize = 4 << 20
-	// writeTimeout bounds one frame write.
+	// writeTimeout bounds one message write.
 	writeTimeout = 10 * time.Second
 )
 
-// signalConn is one signaling WebSocket. Its read loop is the only reader:
-// it hands responses to the request waiting for them (by id) and events to
-// onEvent, in arrival order, never blocking on either.
+// signalConn is one signaling connection over either transport. Its read
+// loop is the only reader: it hands responses to the request waiting for
+// them (by id) and events to onEvent, in arrival order, never blocking on
+// either.
 type signalConn struct {
-	ws      *websocket.Conn
+	tc      transportConn
 	log     *slog.Logger
 	onEvent func(protocol.Message) // runs on the read loop; must not block
 
@@ -46,15 +46,15 @@ type pendingCall struct {
 	hook func(protocol.Message)
 }
 
-// dialSignal opens a signaling connection. The read loop is not started.
-func dialSignal(ctx context.Context, url string, opts *websocket.DialOptions, log *slog.Logger) (*signalConn, error) {
-	ws, _, err := websocket.Dial(ctx, url, opts)
+// dialSignal opens a signaling connection over tr. The read loop is not
+// started.
+func dialSignal(ctx context.Context, url string, tr Transport, cfg *config, log *slog.Logger) (*signalConn, error) {
+	tc, err := dialTransport(ctx, url, tr, cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", url, err)
+		return nil, fmt.Errorf("dial %s over %s: %w", url, tr, err)
 	}
-	ws.SetReadLimit(maxMessageSize)
 	return &signalConn{
-		ws:      ws,
+		tc:      tc,
 		log:     log,
 		pending: make(map[string]*pendingCall),
 		done:    make(chan struct{}),
@@ -64,14 +64,10 @@ func dialSignal(ctx context.Context, url string, opts *websocket.DialOptions, lo
 // readLoop reads until the connection fails or is closed.
 func (s *signalConn) readLoop() {
 	for {
-		typ, b, err := s.ws.Read(context.Background())
+		b, err := s.tc.readMessage()
 		if err != nil {
 			s.finish(err)
 			return
-		}
-		if typ != websocket.MessageText {
-			s.log.Warn("ignoring binary signaling frame", "bytes", len(b))
-			continue
 		}
 		msg, err := protocol.DecodeLenient(b)
 		if err != nil {
@@ -123,7 +119,7 @@ func (s *signalConn) finish(err error) {
 	}
 	s.pending = make(map[string]*pendingCall)
 	s.mu.Unlock()
-	_ = s.ws.CloseNow()
+	_ = s.tc.close()
 	close(s.done)
 }
 
@@ -137,7 +133,7 @@ func (s *signalConn) closeErr() error {
 	return s.err
 }
 
-// close shuts the socket; the read loop then finishes. cause, if not nil,
+// close shuts the connection; the read loop then finishes. cause, if not nil,
 // becomes the connection's error.
 func (s *signalConn) close(cause error) {
 	if cause != nil {
@@ -147,7 +143,7 @@ func (s *signalConn) close(cause error) {
 		}
 		s.mu.Unlock()
 	}
-	_ = s.ws.CloseNow()
+	_ = s.tc.close()
 }
 
 func (s *signalConn) register(id string, pc *pendingCall) error {
@@ -171,13 +167,13 @@ func (s *signalConn) unregister(id string) {
 	s.mu.Unlock()
 }
 
-// write sends one frame. The caller's context is deliberately not used: a
-// write interrupted by cancellation closes the WebSocket, and one caller
+// write sends one message. The caller's context is deliberately not used: a
+// write interrupted by cancellation closes the connection, and one caller
 // giving up must not cost the session its connection.
 func (s *signalConn) write(b []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	if err := s.ws.Write(ctx, websocket.MessageText, b); err != nil {
+	if err := s.tc.writeMessage(ctx, b); err != nil {
 		select {
 		case <-s.done:
 			return s.closeErr()

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,15 +13,18 @@ import (
 	"github.com/coder/websocket"
 	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/core/protocol"
+	"github.com/quic-go/webtransport-go"
 )
 
 // fakeServer speaks just enough of the signaling protocol over a real
-// WebSocket to exercise the client's plumbing: it answers join, resume, ping
-// and, by default, every other request with success. Tests script the rest
-// with handle and by pushing events.
+// WebSocket or WebTransport server to exercise the client's plumbing: it
+// answers join, resume, ping and, by default, every other request with
+// success. Tests script the rest with handle and by pushing events.
 type fakeServer struct {
 	t   *testing.T
-	srv *httptest.Server
+	tr  Transport
+	srv *httptest.Server // WebSocket
+	wt  *wtServer        // WebTransport
 
 	mu      sync.Mutex
 	handle  func(fc *fakeConn, m protocol.Message) bool // true: handled
@@ -32,15 +36,26 @@ type fakeServer struct {
 	wg      sync.WaitGroup
 }
 
+// fakeConn is one client connection; tc is the server's end, framed by the
+// client's own transport code.
 type fakeConn struct {
 	s  *fakeServer
-	ws *websocket.Conn
+	tc transportConn
 }
 
-func newFakeServer(t *testing.T) *fakeServer {
+// onEachTransport runs test once over WebSocket and once over WebTransport,
+// as subtests named after the transport.
+func onEachTransport(t *testing.T, test func(t *testing.T, tr Transport)) {
+	for _, tr := range []Transport{TransportWebSocket, TransportWebTransport} {
+		t.Run(tr.String(), func(t *testing.T) { test(t, tr) })
+	}
+}
+
+func newFakeServer(t *testing.T, tr Transport) *fakeServer {
 	t.Helper()
 	fs := &fakeServer{
 		t:       t,
+		tr:      tr,
 		newConn: make(chan *fakeConn, 16),
 		session: protocol.SessionInfo{ID: "SE_1", ResumeToken: "secret", ResumeGraceMS: 5000, PingIntervalMS: 10000},
 	}
@@ -48,34 +63,58 @@ func newFakeServer(t *testing.T) *fakeServer {
 		Participant: protocol.ParticipantInfo{ID: "PA_self", Identity: "me", Grants: core.AllGrants, Tracks: []core.TrackInfo{}},
 		Room:        protocol.RoomInfo{Name: "r", Participants: []protocol.ParticipantInfo{}},
 	}
-	fs.srv = httptest.NewServer(http.HandlerFunc(fs.serve))
+	if tr == TransportWebTransport {
+		fs.wt = newWTServer(t, validCert(t), func(sess *webtransport.Session, str *webtransport.Stream) {
+			fs.run(&fakeConn{s: fs, tc: wtServerConn(sess, str)})
+		})
+	} else {
+		fs.srv = httptest.NewServer(http.HandlerFunc(fs.serveWS))
+	}
 	t.Cleanup(func() {
 		fs.dropAll()
-		fs.srv.Close()
+		if fs.srv != nil {
+			fs.srv.Close()
+		}
 		fs.wg.Wait()
 	})
 	return fs
 }
 
 func (fs *fakeServer) url() string {
+	if fs.wt != nil {
+		return fs.wt.url()
+	}
 	return "ws" + strings.TrimPrefix(fs.srv.URL, "http") + "/v1/signal"
 }
 
-func (fs *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
+// opts are the client options the server needs: its certificate pinned.
+func (fs *fakeServer) opts() []Option {
+	if fs.wt != nil {
+		return []Option{WithCertHash(fs.wt.cert.hash)}
+	}
+	return nil
+}
+
+func (fs *fakeServer) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return
 	}
+	ws.SetReadLimit(1 << 20)
+	fs.run(&fakeConn{s: fs, tc: &wsConn{ws: ws, log: slog.New(slog.DiscardHandler)}})
+}
+
+// run serves one connection until it fails.
+func (fs *fakeServer) run(fc *fakeConn) {
 	fs.wg.Add(1)
 	defer fs.wg.Done()
-	fc := &fakeConn{s: fs, ws: ws}
 	fs.mu.Lock()
 	fs.conns = append(fs.conns, fc)
 	fs.mu.Unlock()
 	fs.newConn <- fc
-	defer ws.CloseNow()
+	defer fc.closeNow()
 	for {
-		_, b, err := ws.Read(context.Background())
+		b, err := fc.tc.readMessage()
 		if err != nil {
 			return
 		}
@@ -109,7 +148,7 @@ func (fc *fakeConn) answer(m protocol.Message) {
 		fc.reply(m, protocol.PingResponse{ServerTimeMS: time.Now().UnixMilli()})
 	case protocol.TypeLeave:
 		fc.reply(m, struct{}{})
-		fc.ws.Close(websocket.StatusNormalClosure, "bye")
+		fc.closeGracefully()
 	default:
 		fc.reply(m, struct{}{})
 	}
@@ -118,7 +157,34 @@ func (fc *fakeConn) answer(m protocol.Message) {
 func (fc *fakeConn) write(b []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = fc.ws.Write(ctx, websocket.MessageText, b)
+	_ = fc.tc.writeMessage(ctx, b)
+}
+
+// closeNow drops the connection abruptly. Over WebTransport what was
+// written may be lost; use hangUp when the client must read it.
+func (fc *fakeConn) closeNow() { _ = fc.tc.close() }
+
+// hangUp closes the connection after what was written reaches the client:
+// over TCP closing does that; over WebTransport closing the session would
+// reset the stream, so the control stream is ended first, as the Parley
+// server does.
+func (fc *fakeConn) hangUp() {
+	if c, ok := fc.tc.(*wtConn); ok {
+		finishWT(c)
+		return
+	}
+	fc.closeNow()
+}
+
+// closeGracefully ends the connection the way the Parley server does after
+// leave: a WebSocket close handshake, or the end of the control stream.
+func (fc *fakeConn) closeGracefully() {
+	switch c := fc.tc.(type) {
+	case *wsConn:
+		_ = c.ws.Close(websocket.StatusNormalClosure, "bye")
+	case *wtConn:
+		finishWT(c)
+	}
 }
 
 func (fc *fakeConn) reply(m protocol.Message, data any) {
@@ -191,7 +257,7 @@ func (fs *fakeServer) dropAll() {
 	fs.conns = nil
 	fs.mu.Unlock()
 	for _, fc := range conns {
-		fc.ws.CloseNow()
+		fc.closeNow()
 	}
 }
 

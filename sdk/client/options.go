@@ -1,6 +1,8 @@
 package client
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+	"github.com/quic-go/quic-go"
 )
 
 // An Option configures a Client. Options are applied in order.
@@ -22,6 +25,11 @@ type config struct {
 	iceServers    []webrtc.ICEServer
 	dialOptions   *websocket.DialOptions
 	reconnect     bool
+	transport     Transport
+	tls           *tls.Config
+	certHashes    [][]byte
+	quic          *quic.Config
+	err           error // an invalid option, reported by New
 }
 
 func defaultConfig() config {
@@ -92,6 +100,50 @@ func WithICEServers(servers ...webrtc.ICEServer) Option {
 // headers), for every connection including reconnects.
 func WithDialOptions(opts *websocket.DialOptions) Option {
 	return func(c *config) { c.dialOptions = opts }
+}
+
+// WithTransport chooses the signaling transport instead of letting the URL's
+// scheme decide (ws, wss and http: WebSocket; https: WebTransport). With
+// TransportWebSocket an https URL dials a secure WebSocket; TransportWebTransport
+// needs an https URL.
+func WithTransport(t Transport) Option {
+	return func(c *config) { c.transport = t }
+}
+
+// WithTLSConfig sets the TLS configuration of secure connections (wss and
+// WebTransport): root CAs, client certificates, server name... It is cloned,
+// and its NextProtos is replaced with the transport's (http/1.1 or h3). For
+// WebSocket it applies unless WithDialOptions gives an HTTPClient of its own.
+func WithTLSConfig(tc *tls.Config) Option {
+	return func(c *config) { c.tls = tc }
+}
+
+// WithCertHash pins the server's certificate by the SHA-256 of its DER
+// leaf, as browsers' serverCertificateHashes do for WebTransport: a
+// certificate with one of these hashes is accepted, if it is valid now,
+// without checking its chain, issuer or names; any other is refused. Pass
+// every hash GET /v1/cert-hash lists (see FetchCertHashes), so a rotation
+// announced in advance does not break reconnection. It applies to wss as
+// well, like WithTLSConfig, and replaces hashes given before.
+func WithCertHash(hashes ...[]byte) Option {
+	return func(c *config) {
+		c.certHashes = nil
+		for _, h := range hashes {
+			if len(h) != sha256.Size {
+				c.err = fmt.Errorf("certificate hash of %d bytes: want %d (sha-256)", len(h), sha256.Size)
+				return
+			}
+			c.certHashes = append(c.certHashes, append([]byte(nil), h...))
+		}
+	}
+}
+
+// WithQUICConfig sets the QUIC configuration of WebTransport connections
+// (idle timeout, keep-alive, ...). It is cloned; datagrams and stream reset
+// partial delivery, which WebTransport needs, are always enabled. By default
+// quic-go's defaults apply.
+func WithQUICConfig(qc *quic.Config) Option {
+	return func(c *config) { c.quic = qc }
 }
 
 // WithReconnect turns automatic session resumption on (the default) or off.
