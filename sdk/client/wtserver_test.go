@@ -163,11 +163,12 @@ func wtServerConn(sess *webtransport.Session, str *webtransport.Stream) *wtConn 
 	return newWTConn(sess, str, 1<<20)
 }
 
-// finish ends the control stream after what was written (FIN), as the
+// finishWT ends the control stream after what was written (FIN), as the
 // Parley server does, and closes the session once the client did or after
-// a second.
+// a second. Reading goes on meanwhile: a reader that gave up would close
+// the session, and a session closed early discards what the client has not
+// read yet.
 func finishWT(c *wtConn) {
-	c.str.CancelRead(0)
 	_ = c.str.Close()
 	select {
 	case <-c.sess.Context().Done():
