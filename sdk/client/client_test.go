@@ -70,7 +70,9 @@ func testConnectSendsJoinAndKeepsSnapshot(t *testing.T, tr Transport) {
 	bob := protocol.ParticipantInfo{ID: "PA_bob", Identity: "bob", Tracks: []core.TrackInfo{
 		{ID: "TR_1", ParticipantID: "PA_bob", Identity: "bob", Kind: core.KindAudio, MimeType: "audio/opus"},
 	}}
+	fs.mu.Lock() // the race detector sees no order through a UDP socket
 	fs.snap.Room.Participants = []protocol.ParticipantInfo{fs.snap.Participant, bob}
+	fs.mu.Unlock()
 	c := connect(t, fs, nil, WithAutoSubscribe(false), WithMetadata("md"))
 
 	var join protocol.JoinRequest
@@ -353,7 +355,9 @@ func TestPingKeepsAlive(t *testing.T) { onEachTransport(t, testPingKeepsAlive) }
 
 func testPingKeepsAlive(t *testing.T, tr Transport) {
 	fs := newFakeServer(t, tr)
+	fs.mu.Lock()
 	fs.session.PingIntervalMS = 20
+	fs.mu.Unlock()
 	connect(t, fs, nil)
 	waitFor(t, "three pings", func() bool { return fs.count(protocol.TypePing) >= 3 })
 }
@@ -362,7 +366,9 @@ func TestUnansweredPingResumes(t *testing.T) { onEachTransport(t, testUnanswered
 
 func testUnansweredPingResumes(t *testing.T, tr Transport) {
 	fs := newFakeServer(t, tr)
+	fs.mu.Lock()
 	fs.session.PingIntervalMS = 30
+	fs.mu.Unlock()
 	var once sync.Once
 	fs.setHandle(func(fc *fakeConn, m protocol.Message) bool {
 		handled := false

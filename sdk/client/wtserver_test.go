@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -175,11 +174,4 @@ func finishWT(c *wtConn) {
 	case <-time.After(time.Second):
 	}
 	_ = c.close()
-}
-
-// isClosedErr reports whether err says a connection is gone, whichever way.
-func isClosedErr(err error) bool {
-	var se *webtransport.SessionError
-	var ae *quic.ApplicationError
-	return err != nil && (errors.As(err, &se) || errors.As(err, &ae) || errors.Is(err, net.ErrClosed))
 }
