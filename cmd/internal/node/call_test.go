@@ -17,19 +17,26 @@ import (
 type call struct {
 	a, b     *client.Client
 	received atomic.Int64
+	data     atomic.Int64 // data messages b received
 	stop     context.CancelFunc
 	done     chan struct{}
 }
 
-// connectClient joins room as identity with loopback media; setup, if not
-// nil, registers callbacks before the client connects.
+// connectClient joins room as identity over WebSocket with loopback media;
+// setup, if not nil, registers callbacks before the client connects.
 func connectClient(t testing.TB, n *node.Node, room, identity string, setup func(*client.Client)) *client.Client {
+	t.Helper()
+	return connectClientOver(t, n, client.TransportWebSocket, room, identity, setup)
+}
+
+// connectClientOver is connectClient with signaling over tr.
+func connectClientOver(t testing.TB, n *node.Node, tr client.Transport, room, identity string, setup func(*client.Client)) *client.Client {
 	t.Helper()
 	tok, err := n.MintToken(room, identity, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(n.SignalURL(), tok, client.WithLoopback())
+	c, err := client.New(urlFor(t, n, tr), tok, append(optsFor(t, n, tr), client.WithLoopback())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +71,19 @@ func pump(ctx context.Context, lt *client.LocalTrack, done chan<- struct{}) {
 	}
 }
 
-// startCall starts a call in room and waits until media flows.
+// startCall starts a call in room over WebSocket and waits until media
+// flows.
 func startCall(t *testing.T, n *node.Node, room string) *call {
 	t.Helper()
+	return startCallOver(t, n, client.TransportWebSocket, room)
+}
+
+// startCallOver is startCall with both clients signaling over tr.
+func startCallOver(t *testing.T, n *node.Node, tr client.Transport, room string) *call {
+	t.Helper()
 	c := &call{done: make(chan struct{})}
-	c.b = connectClient(t, n, room, "callee", func(cl *client.Client) {
+	c.b = connectClientOver(t, n, tr, room, "callee", func(cl *client.Client) {
+		cl.OnData(func(client.DataMessage) { c.data.Add(1) })
 		cl.OnTrack(func(rt *client.RemoteTrack) {
 			go func() {
 				for {
@@ -80,7 +95,7 @@ func startCall(t *testing.T, n *node.Node, room string) *call {
 			}()
 		})
 	})
-	c.a = connectClient(t, n, room, "caller", nil)
+	c.a = connectClientOver(t, n, tr, room, "caller", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
 	lt, err := c.a.PublishRTP(ctx, webrtc.MimeTypeVP8)
@@ -102,5 +117,37 @@ func (c *call) checkFlowing(t *testing.T) {
 		if st := cl.State(); st != client.StateConnected {
 			t.Fatalf("call client in state %v", st)
 		}
+	}
+}
+
+// TestCallOverEachTransport holds the two-party call with signaling over
+// each transport: media flows, a data message crosses, and both leave, the
+// callee seeing the caller go.
+func TestCallOverEachTransport(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			n := newNode(t, nil)
+			c := startCallOver(t, n, tr, "call-"+tr.String())
+			for _, cl := range []*client.Client{c.a, c.b} {
+				if got := cl.Transport(); got != tr {
+					t.Fatalf("client signals over %v, want %v", got, tr)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.a.SendData(ctx, c.b.LocalParticipant().ID, map[string]string{"hi": "callee"}); err != nil {
+				t.Fatalf("send data: %v", err)
+			}
+			eventually(t, 5*time.Second, "the data message at the callee", func() bool { return c.data.Load() == 1 })
+			c.checkFlowing(t)
+			if err := c.a.Leave(ctx); err != nil {
+				t.Fatalf("caller leave: %v", err)
+			}
+			eventually(t, 5*time.Second, "the caller gone from the callee's room", func() bool { return len(c.b.Participants()) == 0 })
+			if err := c.b.Leave(ctx); err != nil {
+				t.Fatalf("callee leave: %v", err)
+			}
+			eventually(t, 5*time.Second, "the room removed", func() bool { return len(n.Rooms().Rooms()) == 0 })
+		})
 	}
 }

@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -21,6 +18,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/quic-go/quic-go"
 	"go.uber.org/goleak"
 
 	"github.com/parleyhq/parley/cmd/internal/node"
@@ -34,8 +32,15 @@ import (
 // checksum; each must receive the other two's four tracks under the right
 // identity, every payload intact and in order. Data messages must reach
 // exactly their addressees, and a client whose signaling socket drops must
-// resume while its media keeps flowing.
+// resume while its media keeps flowing. It runs with signaling over each
+// transport.
 func TestMediaThreeParticipants(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) { testMediaThreeParticipants(t, tr) })
+	}
+}
+
+func testMediaThreeParticipants(t *testing.T, tr client.Transport) {
 	// Registered first, so it runs last: once the clients and the node are
 	// gone, nothing they started may still run.
 	running := goleak.IgnoreCurrent()
@@ -44,7 +49,7 @@ func TestMediaThreeParticipants(t *testing.T) {
 	names := []string{"alice", "bob", "carol"}
 	ps := make([]*mediaPeer, len(names))
 	for i, name := range names {
-		ps[i] = joinMediaPeer(t, n, i, name)
+		ps[i] = joinMediaPeer(t, n, tr, i, name)
 	}
 	for _, p := range ps {
 		p.publish(t)
@@ -355,7 +360,7 @@ type mediaPeer struct {
 	name    string
 	index   int
 	c       *client.Client
-	proxy   *dropProxy
+	proxy   signalProxy
 	sending sync.WaitGroup
 	stop    chan struct{}
 	readers sync.WaitGroup
@@ -378,16 +383,25 @@ type mediaRecv struct {
 	bad            []string
 }
 
-func joinMediaPeer(t *testing.T, n *node.Node, index int, name string) *mediaPeer {
+// joinMediaPeer connects name with signaling over tr through a proxy the
+// test can take down.
+func joinMediaPeer(t *testing.T, n *node.Node, tr client.Transport, index int, name string) *mediaPeer {
 	t.Helper()
 	p := &mediaPeer{name: name, index: index, stop: make(chan struct{}),
 		recv: map[string]*mediaRecv{}, logs: map[string][]string{}}
-	p.proxy = newDropProxy(t, n.SignalURL())
+	proxy, url := newSignalProxy(t, n, tr)
+	p.proxy = proxy
 	tok, err := n.MintToken("media", name, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.c = connectMedia(t, p.proxy.url, tok, func(c *client.Client) {
+	// A dead network shows over QUIC as silence: a short idle timeout lets
+	// the client notice within the test's patience (over TCP the proxy
+	// cuts the connection).
+	opts := append(optsFor(t, n, tr), client.WithQUICConfig(&quic.Config{
+		MaxIdleTimeout: 2 * time.Second, KeepAlivePeriod: 300 * time.Millisecond,
+	}))
+	p.c = connectMedia(t, url, tok, func(c *client.Client) {
 		c.OnTrack(p.onTrack)
 		c.OnReconnect(func() { p.reconnects.Add(1) })
 		c.OnParticipantLeft(func(l client.ParticipantLeft) { p.log("left", l.Identity+" ("+l.Reason+")") })
@@ -402,7 +416,7 @@ func joinMediaPeer(t *testing.T, n *node.Node, index int, name string) *mediaPee
 			}
 			p.log("data", m.FromIdentity+"->"+to+" "+v.Msg)
 		})
-	})
+	}, opts...)
 	t.Cleanup(func() {
 		p.stopSending()
 		p.c.Close()
@@ -651,91 +665,6 @@ func fakeVP8Frame(uint32) media.Sample {
 
 func fakeOpusPacket(i uint32) *rtp.Packet {
 	return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 960}, Payload: []byte{0xfc, 1, 2, 3}}
-}
-
-// dropProxy relays TCP to the node's HTTP port, so a test can cut a
-// client's signaling connection without touching its media.
-type dropProxy struct {
-	ln     net.Listener
-	target string
-	url    string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	down  bool // network down: connections are cut as they come
-}
-
-func newDropProxy(t *testing.T, signalURL string) *dropProxy {
-	t.Helper()
-	u, err := url.Parse(signalURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &dropProxy{ln: ln, target: u.Host, conns: map[net.Conn]bool{}}
-	u.Host = ln.Addr().String()
-	p.url = u.String()
-	p.wg.Go(p.accept)
-	return p
-}
-
-func (p *dropProxy) accept() {
-	for {
-		in, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			in.Close()
-			continue
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[in], p.conns[out] = true, true
-		p.mu.Unlock()
-		p.wg.Go(func() { p.pipe(in, out) })
-		p.wg.Go(func() { p.pipe(out, in) })
-	}
-}
-
-func (p *dropProxy) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-// setDown takes the network down (relayed connections cut, new ones
-// refused) or brings it back.
-func (p *dropProxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for c := range p.conns {
-			c.Close()
-		}
-	}
-}
-
-func (p *dropProxy) close() {
-	p.ln.Close()
-	p.setDown(true)
-	p.wg.Wait()
 }
 
 // mediaClient connects identity to room; see connectMedia.
