@@ -28,8 +28,11 @@ const (
 	CodeInvalidSDP         Code = "invalid_sdp"
 	CodeSessionExpired     Code = "session_expired"
 	CodeUnavailable        Code = "unavailable"
-	CodeTimeout            Code = "timeout"
-	CodeInternal           Code = "internal"
+	// CodeRedirect means the room lives on another node of the cluster:
+	// reconnect to Error.URL and join there.
+	CodeRedirect Code = "redirect"
+	CodeTimeout  Code = "timeout"
+	CodeInternal Code = "internal"
 )
 
 // Error is an error with a client-visible code. Two *Error values match under
@@ -39,6 +42,9 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// URL is where to reconnect, for CodeRedirect: the signaling URL of
+	// the node that hosts the room. Empty otherwise.
+	URL string
 }
 
 // Error implements error.
@@ -63,6 +69,22 @@ func (e *Error) Is(target error) bool {
 func Errorf(code Code, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
 	return &Error{Code: code, Message: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// Redirect returns an error with CodeRedirect that sends the client to the
+// signaling URL url, for room.
+func Redirect(url, room string) *Error {
+	return &Error{Code: CodeRedirect, Message: fmt.Sprintf("room %q is hosted at %s", room, url), URL: url}
+}
+
+// RedirectURL returns the URL of the first *Error with CodeRedirect in
+// err's chain, or "".
+func RedirectURL(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code == CodeRedirect {
+		return e.URL
+	}
+	return ""
 }
 
 // CodeOf returns the code of the first *Error in err's chain, or CodeInternal

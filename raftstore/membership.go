@@ -11,13 +11,16 @@ import (
 )
 
 // WaitReady returns once this node is a registered member with a known
-// leader: it has joined (or bootstrapped) the cluster and its own record,
-// with its raft address and public URL, is in its local replica.
+// leader: it has joined (or bootstrapped) the cluster, its own record, with
+// its raft address and public URL, is in its local replica, and this
+// process's first registration (which releases what an earlier process of
+// the node left) is done, so a room claimed after WaitReady is not released
+// by it.
 func (s *Store) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if s.registered() {
+		if s.firstRegistered.Load() && s.registered() {
 			if addr, _ := s.raft.LeaderWithID(); addr != "" {
 				return nil
 			}
@@ -67,6 +70,7 @@ func (s *Store) registrar() {
 				}
 			} else {
 				started, delay = false, 50*time.Millisecond
+				s.firstRegistered.Store(true)
 			}
 		}
 		select {

@@ -67,6 +67,8 @@ type Store struct {
 
 	lastWrite atomic.Int64 // unix nanos of the last local apply that completed as leader
 
+	firstRegistered atomic.Bool // this process's first registration is committed
+
 	fatalOnce sync.Once
 	fatal     chan struct{}
 	fatalErr  error

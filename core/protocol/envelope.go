@@ -34,6 +34,8 @@ type Message struct {
 type ErrorBody struct {
 	Code    core.Code `json:"code"`
 	Message string    `json:"message"`
+	// URL is where to reconnect and join again, for code "redirect".
+	URL string `json:"url,omitempty"`
 }
 
 // IsResponse reports whether m answers a request.
@@ -47,7 +49,7 @@ func (m *Message) Err() error {
 	if m.Error == nil {
 		return &core.Error{Code: core.CodeInternal, Message: "response failed without an error body"}
 	}
-	return &core.Error{Code: m.Error.Code, Message: m.Error.Message}
+	return &core.Error{Code: m.Error.Code, Message: m.Error.Message, URL: m.Error.URL}
 }
 
 // Decode parses one message from the wire. It rejects messages that are not
@@ -153,7 +155,7 @@ func ErrorResponse(id, typ string, err error) []byte {
 	body := &ErrorBody{Code: core.CodeOf(err), Message: err.Error()}
 	var ce *core.Error
 	if errors.As(err, &ce) {
-		body.Message = ce.Message
+		body.Message, body.URL = ce.Message, ce.URL
 	}
 	b, _ := json.Marshal(Message{V: Version, ID: id, Type: typ, OK: &ok, Error: body})
 	return b

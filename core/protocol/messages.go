@@ -56,6 +56,10 @@ type JoinResponse struct {
 	Room        RoomInfo        `json:"room"`
 	Session     SessionInfo     `json:"session"`
 	ICEServers  []ICEServer     `json:"ice_servers,omitempty"`
+	// AlternateURLs are the signaling URLs of the cluster's other nodes, for
+	// a client whose node becomes unreachable: it joins again through one
+	// of them. Absent on a single node.
+	AlternateURLs []string `json:"alternate_urls,omitempty"`
 }
 
 // ParticipantInfo describes a participant to others.
@@ -188,4 +192,7 @@ type TrackUnpublished struct {
 type Closing struct {
 	Reason string    `json:"reason"`
 	Code   core.Code `json:"code,omitempty"`
+	// URL is where to reconnect and join again, for code "redirect": the
+	// room moved to another node of the cluster.
+	URL string `json:"url,omitempty"`
 }

@@ -48,11 +48,13 @@ func (c Config) Validate() error {
 
 // Deps are what a Manager works with. Engine is required; a nil Policy
 // allows what tokens grant, a nil Presence discards events, a nil Log
-// discards logs.
+// discards logs. A nil Cluster keeps every room on this node; with one,
+// rooms are placed across the cluster (see Manager.Join and Evict).
 type Deps struct {
 	Engine   *sfu.Engine
 	Policy   core.Policy
 	Presence core.Presence
+	Cluster  core.ClusterState
 	Log      *slog.Logger
 }
 

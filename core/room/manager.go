@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyhq/parley/core"
@@ -20,9 +21,13 @@ type Manager struct {
 	deps    Deps
 	retired retired // counters of ended tracks
 
-	mu     sync.Mutex
-	rooms  map[string]*Room
-	closed bool
+	mu        sync.Mutex
+	rooms     map[string]*Room
+	releasing map[string]chan struct{} // claim releases in flight, by room
+	closed    bool
+
+	releases sync.WaitGroup // claim releases in flight
+	draining atomic.Bool
 }
 
 // NewManager returns a Manager over the given media engine and hooks.
@@ -34,7 +39,7 @@ func NewManager(cfg Config, deps Deps) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, deps: d, rooms: make(map[string]*Room)}, nil
+	return &Manager{cfg: cfg, deps: d, rooms: make(map[string]*Room), releasing: make(map[string]chan struct{})}, nil
 }
 
 // JoinOptions are a joining participant's choices.
@@ -44,13 +49,19 @@ type JoinOptions struct {
 }
 
 // Join admits the bearer of claims to the room its token names, after the
-// policy allowed it. Events for the participant go to sink.
+// policy allowed it. Events for the participant go to sink. In a cluster,
+// a room not yet on this node is claimed for it first; a room another node
+// hosts is answered with a core.CodeRedirect error naming that node.
 func (m *Manager) Join(ctx context.Context, claims core.Claims, opts JoinOptions, sink Sink) (*Participant, error) {
 	if opts.Metadata != "" {
 		claims.Metadata = opts.Metadata
 	}
 	r, err := m.room(claims.Room)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.claim(ctx, r); err != nil {
+		m.release(r)
 		return nil, err
 	}
 	dec, err := m.deps.Policy.Decide(ctx, core.PolicyRequest{
@@ -114,6 +125,7 @@ func (m *Manager) room(name string) (*Room, error) {
 	r := m.rooms[name]
 	if r == nil {
 		r = newRoom(name, m)
+		r.prior = m.releasing[name]
 		m.rooms[name] = r
 	}
 	r.pins++
@@ -131,6 +143,7 @@ func (m *Manager) release(r *Room) {
 func (m *Manager) removeIfEmptyLocked(r *Room) {
 	if r.pins == 0 && r.count() == 0 && m.rooms[r.name] == r {
 		delete(m.rooms, r.name)
+		m.releaseLocked(r)
 	}
 }
 
@@ -164,8 +177,11 @@ func (m *Manager) Rooms() []RoomSummary {
 	return out
 }
 
-// Close removes every participant with reason, and refuses new joins.
+// Close removes every participant with reason, and refuses new joins. In a
+// cluster it waits (for two seconds at most) until the claims of the
+// emptied rooms are released.
 func (m *Manager) Close(reason string) {
+	defer m.waitReleases()
 	m.mu.Lock()
 	m.closed = true
 	rooms := make([]*Room, 0, len(m.rooms))

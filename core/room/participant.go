@@ -37,6 +37,7 @@ type Participant struct {
 	subscribed map[string]bool       // Parley track ids
 	left       bool
 	joinedAt   time.Time
+	movedTo    string // where the client should join again, with ReasonMoved
 }
 
 type sinkBox struct{ s Sink }
@@ -186,6 +187,23 @@ func (p *Participant) Leave(reason string) {
 	if empty {
 		r.m.roomEmptied(r)
 	}
+}
+
+// moveTo removes the participant with ReasonMoved, telling its client to
+// join again at url.
+func (p *Participant) moveTo(url string) {
+	p.room.mu.Lock()
+	p.movedTo = url
+	p.room.mu.Unlock()
+	p.Leave(ReasonMoved)
+}
+
+// MovedTo returns the signaling URL a participant removed with ReasonMoved
+// should join again at; "" means where it first connected.
+func (p *Participant) MovedTo() string {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.movedTo
 }
 
 // Left reports whether the participant has left.

@@ -3,6 +3,7 @@ package room
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/core/protocol"
@@ -16,6 +17,15 @@ type Room struct {
 	name string
 	m    *Manager
 	pins int // guarded by m.mu: joins in progress
+
+	// Cluster placement (see cluster.go). epoch is written once, by the
+	// claim, before claimed is set.
+	claimOnce sync.Once
+	claimErr  error
+	claimed   atomic.Bool   // the claim has been settled
+	epoch     uint64        // the claim's epoch; 0 without one
+	prior     chan struct{} // closed when an earlier claim's release ends; nil if none
+	lost      atomic.Bool   // the cluster took the room away: admit no one
 
 	mu           sync.Mutex
 	participants map[string]*Participant // by participant id
@@ -32,6 +42,9 @@ func newRoom(name string, m *Manager) *Room {
 
 // Name returns the room's name.
 func (r *Room) Name() string { return r.name }
+
+// claimSettled reports whether the room's cluster claim was decided.
+func (r *Room) claimSettled() bool { return r.claimed.Load() }
 
 func (r *Room) count() int {
 	r.mu.Lock()
@@ -62,6 +75,9 @@ func (r *Room) summary() RoomSummary {
 // admit adds a participant. A participant already present with the same
 // identity is replaced: it leaves with ReasonReplaced.
 func (r *Room) admit(c core.Claims, opts JoinOptions, maxBitrate int, sink Sink) (*Participant, error) {
+	if r.lost.Load() {
+		return nil, core.Errorf(core.CodeUnavailable, "room %q is moving to another node; join again", r.name)
+	}
 	r.mu.Lock()
 	old := r.byIdentity[c.Identity]
 	n := len(r.participants)

@@ -23,4 +23,8 @@ const (
 	ReasonKicked       = "kicked"
 	ReasonShutdown     = "shutdown"
 	ReasonMediaFailed  = "media_failed"
+	// ReasonMoved: the room left this node of the cluster (the node
+	// drains, or the cluster gave the room to another node); the client
+	// is told where to join again (Participant.MovedTo).
+	ReasonMoved = "moved"
 )

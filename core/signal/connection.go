@@ -163,7 +163,7 @@ func (c *connection) closeWith(err error, reason string) {
 	ev, _ := protocol.Event(protocol.TypeClosing, protocol.Closing{Reason: err.Error(), Code: core.CodeOf(err)})
 	var ce *core.Error
 	if errors.As(err, &ce) {
-		ev, _ = protocol.Event(protocol.TypeClosing, protocol.Closing{Reason: ce.Message, Code: ce.Code})
+		ev, _ = protocol.Event(protocol.TypeClosing, protocol.Closing{Reason: ce.Message, Code: ce.Code, URL: ce.URL})
 	}
 	c.enqueue(ev)
 	select {

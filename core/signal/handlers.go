@@ -131,6 +131,7 @@ func handleResume(ctx context.Context, c *connection, m *protocol.Message) bool 
 func joinResponse(s *Server, ss *session, p *room.Participant) protocol.JoinResponse {
 	return protocol.JoinResponse{
 		Participant: p.Info(), Room: p.Snapshot(), Session: ss.info(), ICEServers: s.cfg.ICEServers,
+		AlternateURLs: s.rooms.AlternateURLs(),
 	}
 }
 

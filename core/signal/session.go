@@ -153,9 +153,17 @@ func (ss *session) info() protocol.SessionInfo {
 }
 
 // Removed implements room.Sink: the participant left the room, so the
-// session ends and its connection, if any, is told why and closed.
+// session ends and its connection, if any, is told why and closed. A
+// participant moved to another node is told to join again there (code
+// redirect).
 func (ss *session) Removed(reason string) {
-	if _, c, ok := ss.finish(); ok && c != nil && reason != room.ReasonLeave {
-		c.closeWith(core.Errorf(core.CodeSessionExpired, "removed from room: %s", reason), reason)
+	p, c, ok := ss.finish()
+	if !ok || c == nil || reason == room.ReasonLeave {
+		return
 	}
+	if reason == room.ReasonMoved && p != nil {
+		c.closeWith(&core.Error{Code: core.CodeRedirect, Message: "the room moved to another node: join again", URL: p.MovedTo()}, reason)
+		return
+	}
+	c.closeWith(core.Errorf(core.CodeSessionExpired, "removed from room: %s", reason), reason)
 }

@@ -13,12 +13,14 @@ import (
 
 // pluginAdmin implements edge.PluginAdmin over the node's plugin host. A
 // plugin loaded through the API is also written into the plugin directory
-// (when there is one), so it survives a restart and a SIGHUP reload.
+// (when there is one), so it survives a restart and a SIGHUP reload. On a
+// clustered node it goes into the cluster's plugin set instead, which
+// every node loads (cluster_plugins.go).
 type pluginAdmin struct{ n *Node }
 
 // PluginList implements edge.PluginAdmin.
 func (a pluginAdmin) PluginList() any {
-	return map[string]any{"dir": a.n.pluginDir, "plugins": a.n.plugins.List()}
+	return map[string]any{"dir": a.n.pluginDir, "cluster": a.n.store != nil, "plugins": a.n.plugins.List()}
 }
 
 // PluginLoad implements edge.PluginAdmin.
@@ -33,6 +35,13 @@ func (a pluginAdmin) PluginLoad(ctx context.Context, name string, module, manife
 	spec, err := plugins.SpecFromManifest(name, module, man)
 	if err != nil {
 		return nil, core.Errorf(core.CodeBadRequest, "%v", err)
+	}
+	if a.n.store != nil {
+		if err := a.n.clusterPluginLoad(ctx, spec); err != nil {
+			return nil, err
+		}
+		a.n.log.Info("plugin put into the cluster's plugin set through the admin API", "plugin", name, "version", spec.Version, "sha256", spec.SHA256)
+		return map[string]any{"name": name, "version": spec.Version, "sha256": spec.SHA256, "cluster": true}, nil
 	}
 	if err := a.n.plugins.Upsert(ctx, a.n.withStockConfig(spec)); err != nil {
 		return nil, core.Errorf(core.CodeBadRequest, "load %s: %v", name, err)
@@ -57,6 +66,13 @@ func (a pluginAdmin) PluginLoad(ctx context.Context, name string, module, manife
 
 // PluginUnload implements edge.PluginAdmin.
 func (a pluginAdmin) PluginUnload(ctx context.Context, name string) error {
+	if a.n.store != nil {
+		if err := a.n.clusterPluginUnload(ctx, name); err != nil {
+			return err
+		}
+		a.n.log.Info("plugin removed from the cluster's plugin set through the admin API", "plugin", name)
+		return nil
+	}
 	if err := a.n.plugins.Unload(ctx, name); err != nil {
 		if errors.Is(err, plugins.ErrNotFound) {
 			return core.Errorf(core.CodeNotFound, "no plugin %q loaded", name)

@@ -37,6 +37,9 @@ type Config struct {
 	Room   room.Config
 	Signal signal.Config
 
+	// Cluster makes the node a member of a cluster (see ClusterConfig).
+	Cluster ClusterConfig
+
 	// Auth, Policy and Presence replace the built-in development verifier,
 	// the allow-all policy and the no-op presence sink.
 	Auth     core.Authenticator
@@ -50,6 +53,7 @@ func DefaultConfig() Config {
 		Plugins: plugins.DefaultConfig(),
 		HTTP:    edge.DefaultConfig(), Media: sfu.DefaultConfig(),
 		Room: room.DefaultConfig(), Signal: signal.DefaultConfig(),
+		Cluster: DefaultClusterConfig(),
 	}
 }
 
@@ -59,7 +63,7 @@ func (c Config) Validate() error {
 	if c.TokenSecret != "" && len(c.TokenSecret) < 16 {
 		errs = append(errs, errors.New("token-secret must be at least 16 bytes"))
 	}
-	for _, err := range []error{c.Plugins.Validate(), c.HTTP.Validate(), c.Media.Validate(), c.Room.Validate(), c.Signal.Validate()} {
+	for _, err := range []error{c.Plugins.Validate(), c.HTTP.Validate(), c.Media.Validate(), c.Room.Validate(), c.Signal.Validate(), c.Cluster.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -74,6 +78,10 @@ type Paths struct {
 	SecretFile  string `json:"token_secret_file"`
 	AdminFile   string `json:"admin_token_file"`
 	PluginCache string `json:"plugin_cache_dir"`
+	// ClusterSecretFile holds the cluster secret `parley cluster init`
+	// wrote; RaftDir the node's replica of the cluster state.
+	ClusterSecretFile string `json:"cluster_secret_file"`
+	RaftDir           string `json:"raft_dir"`
 }
 
 // Paths returns where this configuration keeps its data.
@@ -88,6 +96,9 @@ func (c Config) Paths() Paths {
 		SecretFile:  filepath.Join(dir, "token.secret"),
 		AdminFile:   filepath.Join(dir, "admin.token"),
 		PluginCache: filepath.Join(dir, "plugin-cache"),
+
+		ClusterSecretFile: filepath.Join(dir, "cluster.secret"),
+		RaftDir:           filepath.Join(dir, "raft"),
 	}
 }
 
@@ -108,7 +119,7 @@ func (n *Node) loadState() error {
 	if err := os.MkdirAll(n.paths.DataDir, 0o700); err != nil {
 		return fmt.Errorf("node: data dir: %w", err)
 	}
-	id, err := readOrCreate(n.paths.NodeIDFile, func() string { return core.NewID(core.PrefixNode) })
+	id, err := n.loadNodeID()
 	if err != nil {
 		return err
 	}
@@ -155,10 +166,20 @@ func readOrCreate(path string, gen func() string) (string, error) {
 }
 
 // LoadTokenSecret returns the token secret cfg names, creating the data dir
-// and the secret file if needed, as a node started with cfg would.
+// and the secret file if needed, as a node started with cfg would. A node
+// of a cluster without its own --token-secret derives it from the cluster
+// secret, so that every node accepts the tokens of every other (a client
+// redirected to another node presents the same token there).
 func LoadTokenSecret(cfg Config) ([]byte, error) {
 	if cfg.TokenSecret != "" {
 		return []byte(cfg.TokenSecret), nil
+	}
+	secret, err := cfg.ClusterSecret()
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" {
+		return deriveTokenSecret(secret), nil
 	}
 	p := cfg.Paths()
 	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/parleyhq/parley/core"
@@ -17,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/core/signal"
 	"github.com/parleyhq/parley/edge"
 	"github.com/parleyhq/parley/plugins"
+	"github.com/parleyhq/parley/raftstore"
 )
 
 // Version is the build's version, set by the linker (-X).
@@ -37,6 +39,19 @@ type Node struct {
 	rooms      *room.Manager
 	signal     *signal.Server
 	http       *edge.Server
+	pluginMu   sync.Mutex    // serializes syncs of the plugin set
+	pluginKick chan struct{} // wakes pluginLoop
+
+	// Cluster membership (cluster.go); store is nil on a single node.
+	clustered     bool
+	clusterSecret string
+	cluster       *clusterRef
+	store         *raftstore.Store
+	left          bool // Drain left the cluster
+	bgCancel      context.CancelFunc
+	bgMu          sync.Mutex
+	bgClosed      bool
+	bg            sync.WaitGroup
 }
 
 // New prepares a node: it creates the data directory, loads or creates the
@@ -48,9 +63,20 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: log, paths: cfg.Paths()}
+	n := &Node{cfg: cfg, log: log, paths: cfg.Paths(), pluginKick: make(chan struct{}, 1)}
 	if err := n.loadState(); err != nil {
 		return nil, err
+	}
+	if n.clustered = cfg.Clustered(); n.clustered {
+		secret, err := cfg.ClusterSecret()
+		if err != nil {
+			return nil, err
+		}
+		if secret == "" {
+			return nil, errors.New("node: a cluster needs its secret: --cluster-secret, PARLEY_CLUSTER_SECRET, or `parley cluster init` in the data dir")
+		}
+		n.clusterSecret = secret
+		n.cluster = &clusterRef{id: n.id}
 	}
 	if err := n.openPlugins(); err != nil {
 		n.closePlugins()
@@ -83,9 +109,12 @@ func (n *Node) assemble() error {
 	if presence == nil {
 		presence = n.plugins
 	}
-	n.rooms, err = room.NewManager(rc, room.Deps{
-		Engine: engine, Policy: policy, Presence: presence, Log: n.log.With("part", "room"),
-	})
+	deps := room.Deps{Engine: engine, Policy: policy, Presence: presence, Log: n.log.With("part", "room")}
+	if n.cluster != nil {
+		deps.Cluster = n.cluster
+		deps.Presence = presenceChain{presence, n.cluster}
+	}
+	n.rooms, err = room.NewManager(rc, deps)
 	if err != nil {
 		return fmt.Errorf("node: rooms: %w", err)
 	}
@@ -117,6 +146,14 @@ func (n *Node) Start(context.Context) error {
 	if err := n.http.Start(); err != nil {
 		return err
 	}
+	if n.clustered {
+		if err := n.openCluster(); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = n.http.Shutdown(ctx)
+			return err
+		}
+	}
 	n.log.Info("parley node started", "node_id", n.id, "version", Version,
 		"http", n.http.URL(), "signal", n.http.SignalURL(), "webtransport", n.http.WebTransportURL(), "media_udp_port", n.engine.Port(),
 		"data_dir", n.paths.DataDir, "dev", n.cfg.Dev)
@@ -124,10 +161,15 @@ func (n *Node) Start(context.Context) error {
 }
 
 // Shutdown stops the node gracefully: clients are told, participants leave
-// (presence is reported), connections close, the media port closes.
+// (presence is reported), connections close, the cluster replica (if any)
+// shuts down, the media port closes. It does not leave the cluster: see
+// Drain.
 func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.http.Shutdown(ctx)
 	n.rooms.Close(room.ReasonShutdown)
+	if cerr := n.stopCluster(ctx); cerr != nil && err == nil {
+		err = cerr
+	}
 	n.closeMedia()
 	n.closePlugins()
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -198,6 +240,10 @@ func (n *Node) info() edge.Info {
 	}
 	if n.http != nil && n.http.WebTransportURL() != "" {
 		info.Features = append(info.Features, "webtransport")
+	}
+	if n.store != nil {
+		info.Features = append(info.Features, "cluster", "redirect")
+		info.Extra = map[string]any{"cluster": n.clusterInfo()}
 	}
 	return info
 }

@@ -66,21 +66,15 @@ func (n *Node) PluginDir() string { return n.pluginDir }
 // Plugins returns the node's plugin host.
 func (n *Node) Plugins() *plugins.Manager { return n.plugins }
 
-// ReloadPlugins makes the loaded plugins match the plugin directory: what
-// SIGHUP and `parley plugins reload` do. A file that cannot be read leaves
-// every plugin as it is.
+// ReloadPlugins makes the loaded plugins match the plugin directory (and,
+// on a clustered node, the cluster's plugin set): what SIGHUP and `parley
+// plugins reload` do. A file that cannot be read leaves every plugin as it
+// is.
 func (n *Node) ReloadPlugins(ctx context.Context) (plugins.Changes, error) {
-	if n.pluginDir == "" {
+	if n.pluginDir == "" && n.store == nil {
 		return plugins.Changes{}, errors.New("node: no plugin directory configured")
 	}
-	specs, err := plugins.ReadDir(n.pluginDir)
-	if err != nil {
-		return plugins.Changes{}, err
-	}
-	for i := range specs {
-		specs[i] = n.withStockConfig(specs[i])
-	}
-	return n.plugins.Sync(ctx, specs)
+	return n.syncPlugins(ctx)
 }
 
 // withStockConfig gives the stock jwtauth plugin, when its manifest sets
