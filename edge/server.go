@@ -47,6 +47,8 @@ type Deps struct {
 	Metrics http.Handler
 	// Plugins serves the /v1/admin/plugins API when not nil.
 	Plugins PluginAdmin
+	// Cluster serves the /v1/admin/cluster API when not nil.
+	Cluster ClusterAdmin
 	Log     *slog.Logger
 }
 
@@ -105,6 +107,7 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /metrics", s.handleMetrics)
 	}
 	s.adminRoutes(mux)
+	s.clusterRoutes(mux)
 	mux.HandleFunc("GET /v1/cert-hash", s.handleCertHash)
 	if s.cfg.Dev && s.deps.DevToken != nil {
 		mux.HandleFunc("GET /v1/dev/token", s.handleDevToken)

@@ -92,6 +92,7 @@ type Client struct {
 	pubErr     error                  // set when the publisher is beyond repair
 	local      map[string]*LocalTrack // published tracks by client track id
 	h          handlers
+	moves      moveState // redirects and moves (redirect.go)
 }
 
 // New returns a client for the signaling endpoint at url that will join the
@@ -162,7 +163,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	if err := c.begin(); err != nil {
 		return fmt.Errorf("client: connect: %w", err)
 	}
-	resp, conn, err := c.join(ctx)
+	resp, conn, err := c.joinFollowing(ctx)
 	if err != nil {
 		c.shutdown(err)
 		c.cleanup()
@@ -214,7 +215,8 @@ func (c *Client) join(ctx context.Context) (*protocol.JoinResponse, *signalConn,
 // handshake dials a connection, starts its read loop and makes the join or
 // resume request on it. On failure the connection is closed.
 func (c *Client) handshake(ctx context.Context, typ string, req any) (*protocol.JoinResponse, *signalConn, error) {
-	conn, err := dialSignal(ctx, c.url, c.transport, &c.cfg, c.log)
+	url, tr := c.target()
+	conn, err := dialSignal(ctx, url, tr, &c.cfg, c.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -306,7 +308,10 @@ func (c *Client) Err() error {
 
 // Transport returns the transport the client's signaling uses: chosen with
 // WithTransport or by the URL's scheme.
-func (c *Client) Transport() Transport { return c.transport }
+func (c *Client) Transport() Transport {
+	_, tr := c.target()
+	return tr
+}
 
 // State returns the connection state.
 func (c *Client) State() State {

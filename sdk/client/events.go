@@ -269,10 +269,15 @@ func (c *Client) applySnapshot(resp *protocol.JoinResponse, resumed bool) {
 	for i, lt := range own {
 		lt.setPublished(infos[i])
 	}
-	if !resumed {
-		return
+	if resumed {
+		c.emitRoomDiff(&old, &cur)
 	}
-	d := diffRooms(&old, &cur)
+}
+
+// emitRoomDiff reports what changed between two views of the room as the
+// events that were missed.
+func (c *Client) emitRoomDiff(old, cur *roomState) {
+	d := diffRooms(old, cur)
 	c.emitTracksGone(d.unpublished)
 	for _, p := range d.left {
 		ev := protocol.ParticipantLeft{ParticipantID: p.ID, Identity: p.Identity}

@@ -122,7 +122,11 @@ func (t *LocalTrack) setPublished(info core.TrackInfo) {
 	defer t.mu.Unlock()
 	if t.info.ID == "" {
 		t.info = info
-		close(t.published)
+		select {
+		case <-t.published: // published again after a move
+		default:
+			close(t.published)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/core/protocol"
 )
 
@@ -50,8 +51,19 @@ func (c *Client) supervise(conn *signalConn) {
 			c.shutdown(nil)
 			return
 		case noResume != nil:
-			c.shutdown(noResume)
-			return
+			to, move := c.movedTo(noResume)
+			if !move {
+				c.shutdown(noResume)
+				return
+			}
+			next, err := c.move(to)
+			if err != nil {
+				c.log.Warn("could not join the moved room again", "error", err)
+				c.shutdown(err)
+				return
+			}
+			conn = next
+			continue
 		case !c.cfg.reconnect:
 			c.shutdown(conn.closeErr())
 			return
@@ -96,7 +108,13 @@ func (c *Client) reconnect() (*signalConn, error) {
 			return nil, fmt.Errorf("%w: %w", ErrResumeFailed, ErrClosed)
 		}
 		if isServerError(err) || errors.Is(err, ErrServerClosed) {
+			if to, ok := c.movedTo(c.closingErr()); ok || (errors.Is(err, core.ErrSessionExpired) && c.canMove()) {
+				return c.move(to) // the node restarted, or the room moved meanwhile
+			}
 			return nil, fmt.Errorf("%w: %w", ErrResumeFailed, err)
+		}
+		if attempt >= resumeBeforeMove && c.canMove() {
+			return c.move("") // the node is unreachable: try the others
 		}
 		c.log.Debug("resume attempt failed", "attempt", attempt, "error", err)
 		// Full jitter keeps a room's clients from redialing in lockstep.

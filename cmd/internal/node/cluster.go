@@ -120,6 +120,9 @@ func (n *Node) openCluster() error {
 	rc := raftstore.DefaultConfig()
 	rc.NodeID = n.id
 	rc.RaftAddr, rc.AdvertiseAddr, rc.Listener = cc.RaftAddr, cc.AdvertiseAddr, cc.Listener
+	if cc.Listener != nil {
+		rc.RaftAddr = cc.Listener.Addr().String()
+	}
 	rc.PublicURL = cc.PublicURL
 	if rc.PublicURL == "" {
 		rc.PublicURL = n.http.SignalURL()

@@ -48,6 +48,8 @@ type Node struct {
 	cluster       *clusterRef
 	store         *raftstore.Store
 	left          bool // Drain left the cluster
+	drained       chan struct{}
+	drainedOnce   sync.Once
 	bgCancel      context.CancelFunc
 	bgMu          sync.Mutex
 	bgClosed      bool
@@ -63,7 +65,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: log, paths: cfg.Paths(), pluginKick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, log: log, paths: cfg.Paths(), pluginKick: make(chan struct{}, 1), drained: make(chan struct{})}
 	if err := n.loadState(); err != nil {
 		return nil, err
 	}
@@ -129,12 +131,16 @@ func (n *Node) assemble() error {
 	hc := n.cfg.HTTP
 	hc.Dev = n.cfg.Dev
 	hc.AdminToken = n.adminToken
-	n.http, err = edge.New(hc, edge.Deps{
+	hdeps := edge.Deps{
 		Signal: n.signal, Info: n.info, Log: n.log.With("part", "http"), Metrics: n.metrics(), Plugins: pluginAdmin{n},
 		DevToken: func(roomName, identity string) (string, error) {
 			return n.MintToken(roomName, identity, time.Hour)
 		},
-	})
+	}
+	if n.clustered {
+		hdeps.Cluster = clusterAdmin{n}
+	}
+	n.http, err = edge.New(hc, hdeps)
 	if err != nil {
 		return fmt.Errorf("node: http: %w", err)
 	}
