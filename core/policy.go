@@ -29,6 +29,19 @@ type Decision struct {
 	Reason     string // shown to the client on deny
 	MaxBitrate int    // bits per second the participant may publish; 0 = no limit
 	Metadata   string // replaces the participant's metadata when non-empty
+	// Grants, on an allowed join, narrow what the token grants: a right
+	// stays only if both the token and the policy give it. Nil keeps the
+	// token's grants.
+	Grants *Grants
+}
+
+// Narrow returns the rights both g and o give.
+func (g Grants) Narrow(o Grants) Grants {
+	return Grants{
+		CanPublish:     g.CanPublish && o.CanPublish,
+		CanSubscribe:   g.CanSubscribe && o.CanSubscribe,
+		CanPublishData: g.CanPublishData && o.CanPublishData,
+	}
 }
 
 // Policy decides whether a participant may join, publish or subscribe.

@@ -103,5 +103,9 @@ func decisionToCore(d abi.Decision) core.Decision {
 	if d.Metadata != nil {
 		out.Metadata = *d.Metadata
 	}
+	if d.Grants != nil {
+		out.Grants = &core.Grants{CanPublish: d.Grants.CanPublish, CanSubscribe: d.Grants.CanSubscribe,
+			CanPublishData: d.Grants.CanPublishData}
+	}
 	return out
 }

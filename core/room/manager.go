@@ -74,6 +74,9 @@ func (m *Manager) Join(ctx context.Context, claims core.Claims, opts JoinOptions
 	if dec.Metadata != "" {
 		claims.Metadata = dec.Metadata
 	}
+	if dec.Grants != nil {
+		claims.Grants = claims.Grants.Narrow(*dec.Grants)
+	}
 	p, err := r.admit(claims, opts, dec.MaxBitrate, sink)
 	m.release(r)
 	if err != nil {

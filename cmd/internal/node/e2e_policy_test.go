@@ -33,6 +33,8 @@ func (p *rulePolicy) Decide(_ context.Context, req core.PolicyRequest) (core.Dec
 		return core.Decision{Reason: "audio-only may not publish video"}, nil
 	case req.Action == core.ActionSubscribe && req.Claims.Identity == "blind":
 		return core.Decision{Reason: "no subscriptions for you"}, nil
+	case req.Action == core.ActionJoin && req.Claims.Identity == "narrowed":
+		return core.Decision{Allow: true, Grants: &core.Grants{CanSubscribe: true}}, nil
 	case req.Action == core.ActionJoin && req.Claims.Identity == "broken":
 		return core.Decision{}, errors.New("policy backend down")
 	}
@@ -109,6 +111,14 @@ func TestPolicyDecisionsReachClients(t *testing.T) {
 	case <-blindTracks:
 		t.Fatal("a participant denied subscribing received a track")
 	case <-time.After(300 * time.Millisecond):
+	}
+	// A join decision may narrow the token's grants.
+	nw := connectClient(t, n, "narrow", "narrowed", nil)
+	if lp := nw.LocalParticipant(); lp.Grants.CanPublish || !lp.Grants.CanSubscribe {
+		t.Fatalf("grants after a narrowing join decision: %+v", lp.Grants)
+	}
+	if _, err := nw.PublishRTP(ctx, webrtc.MimeTypeOpus); !errors.Is(err, core.ErrForbidden) {
+		t.Fatalf("publish with narrowed grants: %v", err)
 	}
 	if err := dialErr(t, n, "p", "fourth"); !errors.Is(err, core.ErrRoomFull) {
 		t.Fatalf("policy room limit: %v", err)
