@@ -5,6 +5,7 @@
 //	parley [serve] [flags]     run a node (the default command)
 //	parley config [flags]      print the effective configuration and paths
 //	parley token [flags]       mint a development client token
+//	parley cluster init|status|remove|drain|recover   cluster tools
 //	parley version             print the version
 //
 // Settings come from, in increasing precedence: defaults, the config file
@@ -39,6 +40,7 @@ func commands() []command {
 		{"token", "mint a development client token for --room and --identity", runToken},
 		{"plugins", "list, load, unload or reload a running node's plugins", runPlugins},
 		{"plugin", "plugin author tools: 'plugin test PLUGIN.wasm --hook join --input req.json'", runPluginTest},
+		{"cluster", "cluster tools: init, status, remove NODE, drain, recover", runCluster},
 		{"version", "print the version", runVersion},
 	}
 }

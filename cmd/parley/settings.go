@@ -54,7 +54,20 @@ func (s *settings) bindCommon(fs *flag.FlagSet) {
 	c := &s.node
 	fs.StringVar(&s.configFile, "config", "", "config file (TOML, keys are flag names); default "+defaultConfigFile())
 	fs.StringVar(&c.DataDir, "data-dir", "", "data directory (default "+node.DefaultDataDir()+")")
-	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret for development tokens (default: generated in the data dir)")
+	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret for development tokens (default: derived from the cluster secret, else generated in the data dir)")
+	fs.StringVar(&c.Cluster.Secret, "cluster-secret", "", "cluster secret from 'parley cluster init' (default: the one in the data dir, if any)")
+}
+
+// bindCluster registers the cluster membership flags of serve.
+func (s *settings) bindCluster(fs *flag.FlagSet) {
+	c := &s.node.Cluster
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's id in the cluster (default: the id persisted in the data dir)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "TCP address for the cluster's Raft traffic (mutual TLS)")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "Raft address other nodes dial (default: --raft-addr)")
+	fs.StringVar(&c.Peers, "peers", "", `voters of a new cluster, "id=host:port,..." with this node, identical on every voter`)
+	fs.Var((*stringList)(&c.Join), "join", "comma-separated Raft addresses of an existing cluster to join")
+	fs.StringVar(&c.PublicURL, "public-url", "", "signaling URL advertised to clients redirected here (default: this node's own signal URL)")
+	fs.DurationVar(&c.FailureGrace, "cluster-failure-grace", 0, "how long the leader waits for an unreachable node before moving its rooms (default 10s)")
 }
 
 // bindAdmin registers what a command needs to reach a node's admin API.
@@ -126,6 +139,7 @@ func (s *settings) bindServe(fs *flag.FlagSet) {
 	fs.IntVar(&c.Signal.RateBurst, "rate-burst", c.Signal.RateBurst, "signaling request burst per connection")
 	fs.DurationVar(&c.Signal.PingInterval, "ping-interval", c.Signal.PingInterval, "client keep-alive interval")
 	fs.DurationVar(&c.Signal.ResumeGrace, "resume-grace", c.Signal.ResumeGrace, "how long a dropped session may resume")
+	s.bindCluster(fs)
 }
 
 func newSettings() *settings {

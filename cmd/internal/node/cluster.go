@@ -190,6 +190,12 @@ func (n *Node) awaitReady(ctx context.Context) {
 		return
 	}
 	_ = os.Remove(n.leftMarker())
+	if nd, ok := n.store.Node(n.id); ok && nd.Draining {
+		// An earlier process drained but did not leave: this one serves.
+		if err := n.store.SetDraining(ctx, false); err != nil {
+			n.log.Warn("clearing the drain mark of an earlier process failed", "err", err)
+		}
+	}
 	st := n.store.Status()
 	n.log.Info("cluster ready", "leader", st.Leader, "term", st.Term, "nodes", len(st.Nodes))
 	n.kickPlugins()

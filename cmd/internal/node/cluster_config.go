@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -166,4 +167,31 @@ func (n *Node) loadNodeID() (string, error) {
 		return "", fmt.Errorf("node: write %s: %w", n.paths.NodeIDFile, err)
 	}
 	return want, nil
+}
+
+// RecoverCluster rewrites the voters of the stopped node cfg describes, for
+// a cluster that lost its quorum for good: voters is "id=host:port,..."
+// (typically the surviving nodes). See raftstore.RecoverCluster.
+func RecoverCluster(cfg Config, voters string, log *slog.Logger) error {
+	peers, err := raftstore.ParsePeers(voters)
+	if err != nil {
+		return err
+	}
+	p := cfg.Paths()
+	id := cfg.Cluster.NodeID
+	if id == "" {
+		b, err := os.ReadFile(p.NodeIDFile)
+		if err != nil {
+			return fmt.Errorf("node: no node id in %s: %w", p.DataDir, err)
+		}
+		id = strings.TrimSpace(string(b))
+	}
+	secret, err := cfg.ClusterSecret()
+	if err != nil {
+		return err
+	}
+	rc := raftstore.DefaultConfig()
+	rc.NodeID, rc.RaftAddr, rc.AdvertiseAddr = id, cfg.Cluster.RaftAddr, cfg.Cluster.AdvertiseAddr
+	rc.DataDir, rc.Secret, rc.Logger = p.RaftDir, secret, log
+	return raftstore.RecoverCluster(rc, peers)
 }
