@@ -168,3 +168,19 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("--help: %v\n%s", err, out.String())
 	}
 }
+
+// TestLocalNode runs the benchmark against a node it starts in its own
+// process (--local) and writes an allocation profile.
+func TestLocalNode(t *testing.T) {
+	prof := t.TempDir() + "/allocs.pprof"
+	var r Report
+	runJSON(t, []string{"--local", "--subscribers", "1", "--audio=false", "--duration", "1s",
+		"--warmup", "200ms", "--memprofile", prof}, &r)
+	checkSane(t, &r, 1)
+	if r.Server.Source != sourceMetrics || !strings.Contains(r.Server.Note, "in-process") {
+		t.Errorf("server figures of a --local run: %+v", r.Server)
+	}
+	if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+		t.Errorf("allocation profile not written: %v", err)
+	}
+}

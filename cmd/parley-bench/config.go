@@ -163,7 +163,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the report as JSON instead of a table")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "client SDK log level: debug, info, warn, error")
 	fs.BoolVar(&cfg.Local, "local", cfg.Local, "run a node of this build inside the benchmark process (ignores --url; for profiling)")
-	fs.BoolVar(&cfg.Serve, "serve", cfg.Serve, "only run a node of this build on --url's address (dev mode, no clients) until interrupted, profiling it with --cpuprofile/--memprofile")
+	fs.BoolVar(&cfg.Serve, "serve", cfg.Serve, "only run a node of this build on --url's address (dev mode, no clients, rooms of up to 10 x (publishers + subscribers + 1)) until interrupted, profiling it with --cpuprofile/--memprofile")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile, "write a CPU profile of the benchmark process (with --local: of the node too) to this file")
 	fs.StringVar(&cfg.MemProfile, "memprofile", cfg.MemProfile, "write an allocation profile of the benchmark process to this file at the end")
 	return fs

@@ -54,8 +54,11 @@ type Packets struct {
 type Server struct {
 	// Source is where they come from: "metrics" (Prometheus /metrics),
 	// "proc" (/proc/PID of --server-pid) or "none".
-	Source       string  `json:"source"`
-	SourceError  string  `json:"source_error,omitempty"`
+	Source      string `json:"source"`
+	SourceError string `json:"source_error,omitempty"`
+	// Note qualifies the figures (with --local the node shares the
+	// benchmark's process, so its CPU and RSS include the clients').
+	Note         string  `json:"note,omitempty"`
 	CPUSeconds   float64 `json:"cpu_seconds"`
 	CPUPercent   float64 `json:"cpu_percent"` // of one core
 	RSSStartMiB  float64 `json:"rss_start_mib"`
@@ -189,6 +192,9 @@ func (b *bench) report(m measurement) *Report {
 // serverFigures turns the server samples into the report's server section.
 func (b *bench) serverFigures(m measurement, received uint64) Server {
 	s := Server{Source: b.probe.source, ForwardedSrc: "clients", Forwarded: received}
+	if b.cfg.Local {
+		s.Note = "in-process node (--local): CPU and RSS include the clients"
+	}
 	if b.probe.lastErr != nil && s.Source != sourceMetrics {
 		s.SourceError = b.probe.lastErr.Error()
 	}
@@ -246,6 +252,9 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("server RSS", "start %.1f MiB  max %.1f MiB  end %.1f MiB", s.RSSStartMiB, s.RSSMaxMiB, s.RSSEndMiB)
 		row("forwarded packets ("+s.ForwardedSrc+")", "%d  (%d NACK retransmissions)", s.Forwarded, s.NACKsServed)
 		row("packets per server CPU-second", "%.0f  (%.2f us CPU per packet)", s.PacketsPerCPUSecond, s.CPUPerPacketUS)
+		if s.Note != "" {
+			row("note", "%s", s.Note)
+		}
 	}
 	row("bench client CPU", "%.2f s", r.ClientCPUSeconds)
 	for _, e := range r.Errors {
