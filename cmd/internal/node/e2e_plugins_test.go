@@ -34,6 +34,9 @@ func pluginNode(t *testing.T, set map[string]string) *node.Node {
 		c.PluginDir = dir
 		c.TokenSecret = pluginSecret
 		c.Plugins.CacheDir = wazeroCache
+		// The race detector and parallel test packages on 2 cores make a
+		// call 100x slower than in production; the deadline is not under test.
+		c.Plugins.Defaults.CallTimeout = 5 * time.Second
 	})
 }
 
