@@ -121,19 +121,23 @@ func TestFanoutAgainstNode(t *testing.T) {
 	}
 }
 
-// TestMeetingWithProcFallback runs a 2-person meeting with locally minted
-// tokens; /metrics is pointed nowhere, so the server figures must come from
-// /proc of --server-pid (this process, where the node runs).
+// TestMeetingWithProcFallback runs a 2-person meeting over WebTransport
+// signaling with locally minted tokens; /metrics is pointed nowhere, so the
+// server figures must come from /proc of --server-pid (this process, where
+// the node runs).
 func TestMeetingWithProcFallback(t *testing.T) {
 	n := startTestNode(t)
 	var r Report
 	stderr := runJSON(t, []string{
-		"--url", strings.Replace(n.SignalURL(), "http", "ws", 1), "--mode", "meeting", "--publishers", "2",
+		"--url", n.SignalURL(), "--transport", "wt", "--mode", "meeting", "--publishers", "2",
 		"--subscribers", "0", "--video=false", "--duration", "1500ms", "--warmup", "200ms",
 		"--token-secret", testSecret, "--metrics-url", n.URL() + "/no-such-metrics",
 		"--server-pid", strconv.Itoa(os.Getpid()),
 	}, &r)
 	checkSane(t, &r, 2)
+	if r.Transport != transportWT {
+		t.Errorf("transport %q, want wt", r.Transport)
+	}
 	if r.Server.Source != sourceProc || r.Server.ForwardedSrc != "clients" || r.Server.CPUSeconds <= 0 {
 		t.Errorf("server figures: %+v", r.Server)
 	}
@@ -148,7 +152,6 @@ func TestRefusals(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--transport", "wt"}, "WebTransport"},
 		{[]string{"--transport", "quic"}, "want ws or wt"},
 		{[]string{"--mode", "party"}, "want fanout or meeting"},
 		{[]string{"--audio=false", "--video=false"}, "at least one"},

@@ -30,6 +30,7 @@ const (
 type config struct {
 	URL          string        `json:"url"`
 	Transport    string        `json:"transport"`
+	WTURL        string        `json:"wt_url,omitempty"`
 	Mode         string        `json:"mode"`
 	Rooms        int           `json:"rooms"`
 	Publishers   int           `json:"publishers_per_room"`
@@ -94,7 +95,8 @@ func defaultConfig() config {
 
 const usageHead = `parley-bench: load generator for Parley nodes.
 
-It joins clients (the Go client SDK, sdk/client) to one or more rooms of a node,
+It joins clients (the Go client SDK, sdk/client, over WebSocket or WebTransport
+signaling) to one or more rooms of a node,
 publishes synthetic Opus (50 packets/s) and VP8 RTP at the configured bitrates,
 each payload carrying a send timestamp and a sequence number, and reports join
 time, forwarding latency, packet loss, received bitrate and the server's CPU
@@ -133,7 +135,8 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "node base URL (http[s]://host:port) or signaling URL (ws[s]://host:port/v1/signal)")
-	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "signaling transport: ws (WebSocket) or wt (WebTransport, not yet in the Go SDK)")
+	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "signaling transport: ws (WebSocket) or wt (WebTransport over HTTP/3; media is WebRTC either way)")
+	fs.StringVar(&cfg.WTURL, "wt-url", cfg.WTURL, "WebTransport signaling URL (https://host:port/v1/signal; default: what --url's /v1/info announces)")
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "fanout: publishers send, subscribers receive; meeting: publishers also receive each other")
 	fs.IntVar(&cfg.Rooms, "rooms", cfg.Rooms, "rooms to run at once")
 	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "publishers per room")
@@ -172,9 +175,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 // validate reports the first invalid setting.
 func (c *config) validate() error {
 	switch {
-	case c.Transport == transportWT:
-		return errors.New("--transport wt: the Go client SDK has no WebTransport signaling yet; use --transport ws")
-	case c.Transport != transportWS:
+	case c.Transport != transportWS && c.Transport != transportWT:
 		return fmt.Errorf("--transport %q: want ws or wt", c.Transport)
 	case c.Mode != modeFanout && c.Mode != modeMeeting:
 		return fmt.Errorf("--mode %q: want fanout or meeting", c.Mode)

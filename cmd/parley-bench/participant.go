@@ -132,7 +132,7 @@ type joinParams struct {
 	api        *webrtc.API
 	log        *slog.Logger
 	tokens     tokenSource
-	signalURL  string
+	sig        *signaling
 	clk        clock
 	measuring  func(sentNS int64) bool // whether a packet sent then is measured
 }
@@ -147,8 +147,8 @@ func join(ctx context.Context, p joinParams) (*participant, error) {
 	// with auto_subscribe: the SDK answers a sub_offer that arrives before
 	// Connect returns with "client not connected" and the offer then stays
 	// outstanding, so such a receiver would never get media.
-	c, err := client.New(p.signalURL, tok, client.WithAPI(p.api), client.WithLogger(p.log),
-		client.WithAutoSubscribe(false))
+	opts := append(p.sig.options(), client.WithAPI(p.api), client.WithLogger(p.log), client.WithAutoSubscribe(false))
+	c, err := client.New(p.sig.url, tok, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -21,15 +21,15 @@ const maxErrors = 10
 
 // bench is one run: its clients and the measuring window.
 type bench struct {
-	cfg       *config
-	subs      int // receive-only subscribers per room in this run
-	rooms     []string
-	clk       clock
-	log       *slog.Logger
-	api       *webrtc.API
-	tokens    tokenSource
-	signalURL string
-	probe     *serverProbe
+	cfg    *config
+	subs   int // receive-only subscribers per room in this run
+	rooms  []string
+	clk    clock
+	log    *slog.Logger
+	api    *webrtc.API
+	tokens tokenSource
+	sig    *signaling
+	probe  *serverProbe
 
 	// Window on the benchmark clock: packets sent in [winStart, winEnd)
 	// are measured.
@@ -50,13 +50,13 @@ func newBench(cfg *config, subs int, tag string, probe *serverProbe, log *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("client api: %w", err)
 	}
-	signalURL, err := cfg.signalURL()
+	sig, err := resolveSignaling(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
 	b := &bench{
 		cfg: cfg, subs: subs, clk: clock{start: time.Now()}, log: log, api: api,
-		tokens: newTokenSource(cfg), signalURL: signalURL, probe: probe,
+		tokens: newTokenSource(cfg), sig: sig, probe: probe,
 		roomPubs: make(map[string][]*participant),
 	}
 	for i := range cfg.Rooms {
@@ -87,7 +87,7 @@ func (b *bench) noteErr(err error) {
 func (b *bench) params(room, name string, receive bool) joinParams {
 	return joinParams{
 		room: room, name: name, receive: receive, api: b.api, log: b.log,
-		tokens: b.tokens, signalURL: b.signalURL, clk: b.clk,
+		tokens: b.tokens, sig: b.sig, clk: b.clk,
 		measuring: b.inWindow,
 	}
 }
