@@ -33,7 +33,7 @@ var (
 )
 
 // binary builds the parley command once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("multi-process cluster test (-short)")
@@ -67,7 +67,7 @@ func TestMain(m *testing.M) {
 
 // proc is one parley process of a test cluster.
 type proc struct {
-	t        *testing.T
+	t        testing.TB
 	id       string
 	dir      string
 	httpAddr string
@@ -203,11 +203,11 @@ func (p *proc) room(name string, consistent bool) (int, core.RoomClaim, error) {
 
 // testCluster is three parley processes bootstrapped together.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	procs []*proc
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -219,7 +219,7 @@ func freeAddr(t *testing.T) string {
 
 // newTestCluster starts three nodes with extra serve flags and waits until
 // they form a cluster.
-func newTestCluster(t *testing.T, extra ...string) *testCluster {
+func newTestCluster(t testing.TB, extra ...string) *testCluster {
 	t.Helper()
 	binary(t)
 	secret, err := raftstore.GenerateSecret()
@@ -317,7 +317,7 @@ func (c *testCluster) others(x ...*proc) []*proc {
 }
 
 // dial connects a client with identity to room at p.
-func dial(t *testing.T, p *proc, room, identity string, setup func(*client.Client)) (*client.Client, error) {
+func dial(t testing.TB, p *proc, room, identity string, setup func(*client.Client)) (*client.Client, error) {
 	tok, err := node.MintWithSecret([]byte(tokenSecret), core.Claims{Identity: identity, Room: room, Grants: core.AllGrants}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +340,7 @@ func dial(t *testing.T, p *proc, room, identity string, setup func(*client.Clien
 }
 
 // eventually polls cond every 20ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

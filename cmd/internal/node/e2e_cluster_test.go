@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func newTestCluster(t *testing.T, size int, mutate func(i int, c *node.Config)) 
 		if mutate != nil {
 			mutate(i, &cfg)
 		}
-		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("test_node", cfg.Cluster.NodeID)
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("test", t.Name(), "test_node", cfg.Cluster.NodeID)
 		n, err := node.New(cfg, log)
 		if err != nil {
 			t.Fatal(err)
@@ -97,6 +98,11 @@ func shutdownAll(t *testing.T, nodes []*node.Node) {
 			defer cancel()
 			if err := n.Shutdown(ctx); err != nil {
 				t.Errorf("%s: shutdown: %v", n.ID(), err)
+				if f, ferr := os.CreateTemp("", "parley-shutdown-goroutines-"); ferr == nil {
+					pprof.Lookup("goroutine").WriteTo(f, 1)
+					t.Logf("goroutines at the failed shutdown: %s", f.Name())
+					f.Close()
+				}
 			}
 		})
 	}
