@@ -433,13 +433,17 @@ func (c *Client) setState(s State) {
 func (c *Client) waitConn(ctx context.Context) (*signalConn, error) {
 	for {
 		c.mu.Lock()
-		conn, ready, closed, joined := c.conn, c.connReady, c.closed, c.joined
+		conn, ready, closed, joined, started := c.conn, c.connReady, c.closed, c.joined, c.started
 		c.mu.Unlock()
 		switch {
 		case closed:
 			return nil, ErrClosed
-		case !joined:
+		case !joined && !started:
 			return nil, ErrNotConnected
+		case !joined:
+			// Connect is still running: a sub_offer can arrive right after
+			// the join response, before Connect marks the client joined.
+			// Wait for it (ready closes then) rather than drop the answer.
 		case conn != nil:
 			return conn, nil
 		}
