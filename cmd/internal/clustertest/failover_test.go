@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/sdk/client"
 )
 
@@ -24,10 +25,24 @@ type joined struct {
 
 // SIGKILL of the leader while clients join rooms on every node: a
 // survivor leads within 2 s, every room claimed before (or during) the
-// kill is still claimed, and the killed node restarts from its data and
-// rejoins with the same command line.
+// kill is still claimed, the clients of a call on the dead node land on a
+// live one (after the failure grace) with media flowing again, and the
+// killed node restarts from its data and rejoins with the same command
+// line.
 func TestLeaderKilledWhileJoining(t *testing.T) {
-	c := newTestCluster(t)
+	c := newTestCluster(t, "--cluster-failure-grace", "2s")
+	old := c.leader()
+	var got atomic.Int64
+	callee, err := dial(t, old, "on-the-dead-node", "callee", countPackets(&got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := dial(t, old, "on-the-dead-node", "caller", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, caller)
+	waitPackets(t, &got, "media before the kill")
 	var mu sync.Mutex
 	var done []joined
 	stop := make(chan struct{})
@@ -50,7 +65,6 @@ func TestLeaderKilledWhileJoining(t *testing.T) {
 		})
 	}
 	time.Sleep(time.Second)
-	old := c.leader()
 	start := time.Now()
 	old.kill()
 	var took time.Duration
@@ -89,6 +103,12 @@ func TestLeaderKilledWhileJoining(t *testing.T) {
 	if perNode[survivor.id] == 0 || perNode[old.id] == 0 {
 		t.Fatalf("joins did not reach every node: %v", perNode)
 	}
+	eventually(t, 45*time.Second, "the call's clients on a live node", func() bool {
+		return callee.State() == client.StateConnected && caller.State() == client.StateConnected &&
+			roomHas(c, "on-the-dead-node", 2)
+	})
+	waitPackets(t, &got, "media after the move to a live node")
+	t.Logf("call moved to a live node %s after the kill", time.Since(start).Round(time.Millisecond))
 
 	old.start()
 	c.waitReady(20*time.Second, c.procs...)
@@ -183,11 +203,18 @@ func checkOneLeaderPerTerm(t *testing.T, c *testCluster) {
 	}
 }
 
-// roomHas reports whether room is claimed and its owner has at least n
-// signaling sessions.
+// roomHas reports whether room is claimed (as the first node that answers
+// sees it) and its owner has at least n signaling sessions.
 func roomHas(c *testCluster, room string, n int) bool {
-	code, claim, err := c.procs[0].room(room, false)
-	if err != nil || code != http.StatusOK {
+	var claim core.RoomClaim
+	for _, p := range c.procs {
+		code, cl, err := p.room(room, false)
+		if err == nil && code == http.StatusOK {
+			claim = cl
+			break
+		}
+	}
+	if claim.Owner == "" {
 		return false
 	}
 	for _, p := range c.procs {
