@@ -10,6 +10,7 @@ import (
 	"github.com/parleyhq/parley/sdk/client"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/quic-go/quic-go"
 )
 
 // Connect to a room and publish a VP8 track fed with RTP packets (from an
@@ -114,3 +115,37 @@ func ExampleClient_SendData() {
 }
 
 func encodedVP8Frames() func(func([]byte) bool) { return func(func([]byte) bool) {} }
+
+// Signal over WebTransport (HTTP/3) to a development server, whose
+// self-signed certificate is pinned by the hashes it publishes. An https URL
+// selects WebTransport; everything else works as over WebSocket.
+func ExampleWithCertHash() {
+	ctx := context.Background()
+	hashes, err := client.FetchCertHashes(ctx, "http://localhost:7880/v1/cert-hash")
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := client.Dial(ctx, "https://127.0.0.1:7071/v1/signal", "eyJ...",
+		client.WithCertHash(hashes...),
+		// Notice a dead network within seconds rather than at the next ping.
+		client.WithQUICConfig(&quic.Config{MaxIdleTimeout: 5 * time.Second, KeepAlivePeriod: time.Second}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Leave(ctx)
+	log.Printf("joined over %s", c.Transport())
+}
+
+// Choose the transport explicitly: a wss URL names the WebSocket endpoint,
+// WithTransport makes the choice plain whatever the scheme.
+func ExampleWithTransport() {
+	c, err := client.New("wss://parley.example.com/v1/signal", "eyJ...",
+		client.WithTransport(client.TransportWebSocket))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Connect(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -11,15 +11,21 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/webtransport-go"
 )
 
-// wtReadBuffer is the read buffer of a WebTransport control stream; a line
-// longer than that is assembled from several reads.
-const wtReadBuffer = 64 << 10
+const (
+	// wtReadBuffer is the read buffer of a WebTransport control stream; a
+	// line longer than that is assembled from several reads.
+	wtReadBuffer = 64 << 10
+	// wtStopGrace is how long a session whose server stopped reading stays
+	// open for the client to read what the server sent before.
+	wtStopGrace = 2 * time.Second
+)
 
 // errLineTooLong is returned by a read whose line exceeds the limit. It is
 // a local error, not a *core.Error, so a resume after it is retried.
@@ -98,17 +104,31 @@ func (c *wtConn) writeMessage(ctx context.Context, msg []byte) error {
 	dl, _ := ctx.Deadline() // zero: no deadline
 	_ = c.str.SetWriteDeadline(dl)
 	if _, err := c.str.Write(line); err != nil {
-		// A partial line would corrupt the framing of the next one.
-		_ = c.close()
+		var se *webtransport.StreamError
+		if errors.As(err, &se) && se.Remote {
+			// The server stopped reading: it is closing the connection.
+			// What it sent before (a response, a closing event) is still
+			// to be read, so the session stays until the server ends it,
+			// or for wtStopGrace at most. Later writes fail the same way.
+			time.AfterFunc(wtStopGrace, func() { _ = c.close() })
+		} else {
+			// A partial line would corrupt the framing of the next one.
+			_ = c.close()
+		}
 		return fmt.Errorf("webtransport write: %w", err)
 	}
 	return nil
 }
 
-// close ends the session (and its QUIC connection) at once.
+// close ends the session (and its QUIC connection) at once. The read
+// deadline wakes a read that webtransport-go parks waiting for the session
+// to end after the server reset the stream.
 func (c *wtConn) close() error {
 	var err error
-	c.closeOnce.Do(func() { err = c.sess.CloseWithError(0, "") })
+	c.closeOnce.Do(func() {
+		err = c.sess.CloseWithError(0, "")
+		_ = c.str.SetReadDeadline(time.Now())
+	})
 	return err
 }
 

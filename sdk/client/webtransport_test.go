@@ -209,6 +209,30 @@ func TestWTConnCloseUnblocksRead(t *testing.T) {
 	}
 }
 
+// A server that stops reading (it is closing) makes writes fail, but what
+// it sent before is still read: a leave response must not be lost to a
+// concurrent write.
+func TestWTWriteRefusedKeepsWhatWasSent(t *testing.T) {
+	srv, peers := newWTPeerServer(t, validCert(t))
+	c, p := openWT(t, srv, peers)
+	p.str.CancelRead(0)
+	_, _ = p.str.Write([]byte("{\"last\":1}\n"))
+	deadline := time.Now().Add(5 * time.Second)
+	for c.writeMessage(ctxT(t), []byte(`{}`)) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("writes still succeed after the server stopped reading")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b, err := c.readMessage(); err != nil || string(b) != `{"last":1}` {
+		t.Fatalf("read after a refused write: %q, %v", b, err)
+	}
+	_ = p.str.Close()
+	if _, err := c.readMessage(); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after FIN: %v", err)
+	}
+}
+
 func TestWTPeerClosingSessionFailsRead(t *testing.T) {
 	srv, peers := newWTPeerServer(t, validCert(t))
 	c, p := openWT(t, srv, peers)
