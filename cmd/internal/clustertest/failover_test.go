@@ -23,26 +23,10 @@ type joined struct {
 	owner string // node id the client landed on
 }
 
-// SIGKILL of the leader while clients join rooms on every node: a
-// survivor leads within 2 s, every room claimed before (or during) the
-// kill is still claimed, the clients of a call on the dead node land on a
-// live one (after the failure grace) with media flowing again, and the
-// killed node restarts from its data and rejoins with the same command
-// line.
-func TestLeaderKilledWhileJoining(t *testing.T) {
-	c := newTestCluster(t, "--cluster-failure-grace", "2s")
-	old := c.leader()
-	var got atomic.Int64
-	callee, err := dial(t, old, "on-the-dead-node", "callee", countPackets(&got))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caller, err := dial(t, old, "on-the-dead-node", "caller", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish(t, caller)
-	waitPackets(t, &got, "media before the kill")
+// joinContinuously makes clients join a new room on every node every
+// 50 ms until the function it returns is called; that returns the rooms
+// joined.
+func joinContinuously(t *testing.T, c *testCluster) func() []joined {
 	var mu sync.Mutex
 	var done []joined
 	stop := make(chan struct{})
@@ -64,6 +48,36 @@ func TestLeaderKilledWhileJoining(t *testing.T) {
 			}
 		})
 	}
+	return func() []joined {
+		close(stop)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]joined(nil), done...)
+	}
+}
+
+// SIGKILL of the leader while clients join rooms on every node: a
+// survivor leads within 2 s, every room claimed before (or during) the
+// kill is still claimed, the clients of a call on the dead node land on a
+// live one (after the failure grace) with media flowing again, and the
+// killed node restarts from its data and rejoins with the same command
+// line.
+func TestLeaderKilledWhileJoining(t *testing.T) {
+	c := newTestCluster(t, "--cluster-failure-grace", "2s")
+	old := c.leader()
+	var got atomic.Int64
+	callee, err := dial(t, old, "on-the-dead-node", "callee", countPackets(&got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := dial(t, old, "on-the-dead-node", "caller", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, caller)
+	waitPackets(t, &got, "media before the kill")
+	stopJoining := joinContinuously(t, c)
 	time.Sleep(time.Second)
 	start := time.Now()
 	old.kill()
@@ -82,11 +96,7 @@ func TestLeaderKilledWhileJoining(t *testing.T) {
 		t.Errorf("new leader after %s, want under 2 s", took)
 	}
 	time.Sleep(time.Second) // joins go on against the survivors
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	rooms := append([]joined(nil), done...)
-	mu.Unlock()
+	rooms := stopJoining()
 	survivor := c.others(old)[0]
 	perNode := map[string]int{}
 	for _, j := range rooms {
