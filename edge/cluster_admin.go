@@ -64,3 +64,8 @@ func (s *Server) handleClusterDrain(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"drained": true})
 }
+
+// SetDraining makes /healthz answer 503 "draining" ahead of Shutdown, so
+// that load balancers stop sending clients to a node that hands its rooms
+// over to the rest of its cluster.
+func (s *Server) SetDraining() { s.draining.Store(true) }

@@ -289,6 +289,7 @@ func (n *Node) Drain(ctx context.Context) error {
 	if n.store == nil {
 		return nil
 	}
+	n.http.SetDraining()
 	if err := n.store.SetDraining(ctx, true); err != nil {
 		n.log.Warn("drain: marking the node draining failed", "err", err)
 	}

@@ -221,6 +221,11 @@ func TestClusterDrainMovesClients(t *testing.T) {
 	if err := a.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if resp, err := http.Get(a.URL() + "/healthz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("healthz of the drained node: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	eventually(t, 20*time.Second, "the room on another node with both participants", func() bool {
 		for _, n := range nodes[1:] {
 			if roomsOf(n)["moving"] == 2 {
