@@ -236,6 +236,10 @@ func (s *Server) handleWebTransport(w http.ResponseWriter, r *http.Request) {
 	}
 	s.wt.closing.Add(1)
 	c := &wtConn{sess: sess, str: str, limit: s.sig.Config().MaxMessageSize, done: s.wt.closing.Done}
+	// Once the session is gone nothing more can be read: wake the reader,
+	// which webtransport-go may otherwise park for good after a reset.
+	stop := context.AfterFunc(sess.Context(), func() { _ = str.SetReadDeadline(time.Now()) })
+	defer stop()
 	s.sig.Serve(s.ctx, c)
 	_ = c.Close("session ended")
 }
@@ -337,6 +341,9 @@ func (c *wtConn) Write(ctx context.Context, msg []byte) error {
 func (c *wtConn) Close(reason string) error {
 	c.once.Do(func() {
 		c.str.CancelRead(0)
+		// CancelRead does not wake a read parked after the client reset
+		// the stream (WT_SESSION_GONE); a deadline does.
+		_ = c.str.SetReadDeadline(time.Now())
 		_ = c.str.Close()
 		go func() {
 			defer c.done()
