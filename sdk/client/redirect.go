@@ -212,6 +212,7 @@ func (c *Client) moved(resp *protocol.JoinResponse, conn *signalConn, old *roomS
 	c.mu.Lock()
 	c.dialing = nil
 	c.conn = conn
+	c.noResume = nil // a closing seen by a failed attempt concerns that attempt
 	c.session = resp.Session
 	c.iceServers = c.iceServersFrom(resp.ICEServers)
 	close(c.connReady)

@@ -165,13 +165,13 @@ func (n *Node) openCluster() error {
 // leftMarker is the file a node that left its cluster leaves behind.
 func (n *Node) leftMarker() string { return n.paths.RaftDir + ".left" }
 
-// rejoining reports whether the node left its cluster and has no replica.
+// rejoining reports whether the node left its cluster and has not been
+// taken back yet (the marker goes once it is a ready member again). Until
+// then it joins, never bootstraps: a replica begun by an interrupted
+// rejoin must not become a second cluster.
 func (n *Node) rejoining() bool {
-	if _, err := os.Stat(n.leftMarker()); err != nil {
-		return false
-	}
-	_, err := os.Stat(n.paths.RaftDir)
-	return errors.Is(err, os.ErrNotExist)
+	_, err := os.Stat(n.leftMarker())
+	return err == nil
 }
 
 func peerAddrs(peers []raftstore.Peer, self string) []string {
