@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -178,17 +179,19 @@ func TestMixedTransportsRoom(t *testing.T) {
 		media, got atomic.Int64
 	}
 	var ws, wt side
+	var readers sync.WaitGroup
+	t.Cleanup(readers.Wait) // after the clients close, which ends the reads
 	setup := func(s *side) func(*client.Client) {
 		return func(c *client.Client) {
 			c.OnTrack(func(rt *client.RemoteTrack) {
-				go func() {
+				readers.Go(func() {
 					for {
 						if _, _, err := rt.ReadRTP(); err != nil {
 							return
 						}
 						s.media.Add(1)
 					}
-				}()
+				})
 			})
 			c.OnData(func(client.DataMessage) { s.got.Add(1) })
 		}
