@@ -403,7 +403,7 @@ func joinMediaPeer(t *testing.T, n *node.Node, tr client.Transport, index int, n
 	// the client notice within the test's patience (over TCP the proxy
 	// cuts the connection).
 	opts := append(optsFor(t, n, tr), client.WithQUICConfig(&quic.Config{
-		MaxIdleTimeout: 2 * time.Second, KeepAlivePeriod: 300 * time.Millisecond,
+		MaxIdleTimeout: 1500 * time.Millisecond, KeepAlivePeriod: 300 * time.Millisecond,
 	}))
 	p.c = connectMedia(t, url, tok, func(c *client.Client) {
 		c.OnTrack(p.onTrack)
