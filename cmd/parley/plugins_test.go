@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -31,32 +30,11 @@ func buildWasm(t *testing.T, dir, name, pkg string) string {
 func TestPluginsCLIAgainstProcess(t *testing.T) {
 	dir := isolate(t)
 	wasm := buildWasm(t, dir, "roompolicy", "./plugins/stock/roompolicy")
-	bin := filepath.Join(dir, "parley")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	data, pdir := filepath.Join(dir, "d"), filepath.Join(dir, "plugins")
 	os.Mkdir(pdir, 0o755)
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--media-port", "0", "--webtransport-addr", "",
+	cmd, base := startServe(t, dir, "--http-addr", "127.0.0.1:0", "--media-port", "0", "--webtransport-addr", "",
 		"--data-dir", data, "--plugin-dir", pdir, "--plugin-call-timeout", "2s")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	addr := ""
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "open:" {
-			addr = strings.TrimPrefix(f[1], "http://")
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	addr := strings.TrimPrefix(base, "http://")
 	cli := func(args ...string) string {
 		t.Helper()
 		out, errs, code := runCmd(t, append(args, "--http-addr", addr, "--data-dir", data)...)

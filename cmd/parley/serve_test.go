@@ -20,33 +20,8 @@ func TestServeProcess(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := isolate(t)
-	bin := filepath.Join(dir, "parley")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--webtransport-addr", "127.0.0.1:0", "--media-port", "0", "--data-dir", filepath.Join(dir, "d"))
-	cmd.Env = os.Environ()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	base := ""
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "open:" {
-			base = f[1]
-			break
-		}
-	}
-	if base == "" {
-		t.Fatal("serve did not print the URL to open")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	cmd, base := startServe(t, dir, "--http-addr", "127.0.0.1:0", "--webtransport-addr", "127.0.0.1:0",
+		"--media-port", "0", "--data-dir", filepath.Join(dir, "d"))
 	resp, err := http.Get(base + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", resp, err)
@@ -85,4 +60,34 @@ func TestServeProcess(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("did not stop within 20s of SIGTERM")
 	}
+}
+
+// startServe builds the binary into dir, starts `parley serve args...`,
+// and returns the process and the base URL it printed ("open: URL"). The
+// process is killed when the test ends.
+func startServe(t *testing.T, dir string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	bin := filepath.Join(dir, "parley")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == "open:" {
+			go func() { // keep draining so the process never blocks on stdout
+				for sc.Scan() {
+				}
+			}()
+			return cmd, f[1]
+		}
+	}
+	t.Fatal("serve did not print the URL to open")
+	return nil, ""
 }

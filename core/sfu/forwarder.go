@@ -142,15 +142,16 @@ func (f *Forwarder) Bitrate() uint64 {
 
 // Stats returns the forwarder's counters.
 func (f *Forwarder) Stats() ForwarderStats {
+	fanout, paused := f.fanout.Load(), f.pausedDrops.Load()
 	return ForwarderStats{
-		Forwarded:        f.fanout.Load() - min(f.fanout.Load(), f.pausedDrops.Load()),
+		Forwarded:        fanout - min(fanout, paused),
 		Packets:          f.packets.Load(),
 		Bytes:            f.bytes.Load(),
 		Bitrate:          f.Bitrate(),
 		Subscribers:      len(*f.downTracks.Load()),
 		KeyframeRequests: f.keyframeRequests.Load(),
 		NacksServed:      f.nacksServed.Load(),
-		PausedDrops:      f.pausedDrops.Load(),
+		PausedDrops:      paused,
 	}
 }
 
