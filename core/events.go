@@ -25,17 +25,44 @@ type TrackInfo struct {
 	StreamID      string    `json:"stream_id"`
 }
 
-// PresenceKind tells whether a participant arrived or went.
+// PresenceKind names what changed in a room.
 type PresenceKind string
 
-// Presence event kinds.
+// Presence event kinds. Joined and left concern a participant; started and
+// finished a room (a room starts when its first participant arrives or the
+// server API creates it, and finishes when it is closed or its node dies);
+// published and unpublished a track (TrackID, TrackKind set).
 const (
-	PresenceJoined PresenceKind = "joined"
-	PresenceLeft   PresenceKind = "left"
+	PresenceJoined           PresenceKind = "joined"
+	PresenceLeft             PresenceKind = "left"
+	PresenceRoomStarted      PresenceKind = "room_started"
+	PresenceRoomFinished     PresenceKind = "room_finished"
+	PresenceTrackPublished   PresenceKind = "track_published"
+	PresenceTrackUnpublished PresenceKind = "track_unpublished"
 )
 
-// PresenceEvent records a participant entering or leaving a room.
+// PresenceKinds lists every presence kind.
+var PresenceKinds = []PresenceKind{PresenceJoined, PresenceLeft, PresenceRoomStarted,
+	PresenceRoomFinished, PresenceTrackPublished, PresenceTrackUnpublished}
+
+// Valid reports whether k is a known kind.
+func (k PresenceKind) Valid() bool {
+	for _, v := range PresenceKinds {
+		if k == v {
+			return true
+		}
+	}
+	return false
+}
+
+// PresenceEvent records a change of who is in a room: a participant
+// entering or leaving, a room starting or finishing, a track published or
+// unpublished. Room events leave the participant fields empty.
 type PresenceEvent struct {
+	// ID is stable per event once the event is committed to a journal (the
+	// cluster's presence journal or a single node's webhook store): the
+	// same event always has the same id. Empty before that.
+	ID            string
 	Kind          PresenceKind
 	Room          string
 	Identity      string
@@ -43,7 +70,16 @@ type PresenceEvent struct {
 	Node          string
 	Metadata      string
 	At            time.Time
-	Reason        string // why a participant left: "leave", "disconnected", "kicked", "shutdown"
+	Reason        string    // why a participant left or a room finished: "leave", "disconnected", "kicked", "shutdown", "closed", "node_failed"
+	TrackID       string    // track events: the Parley track id
+	TrackKind     TrackKind // track events
+}
+
+// JournalEntry is a committed presence event at its journal position.
+// Seq numbers are assigned in commit order, start at 1 and have no gaps.
+type JournalEntry struct {
+	Seq   uint64
+	Event PresenceEvent
 }
 
 // Presence receives presence events.
