@@ -46,8 +46,9 @@ func (s *state) apply(idx uint64, cmd Command, em *emitter) Result {
 		return s.putPlugin(c, em)
 	case *DeletePlugin:
 		return s.deletePlugin(c, em)
-	case *Outbox:
-		return s.outbox(c)
+	}
+	if res, ok := s.applyOp(cmd); ok {
+		return res
 	}
 	return failed(ErrBadCommand, "no handler for %v", cmd.Kind())
 }
@@ -110,13 +111,14 @@ func (s *state) nodeDown(c *NodeDown, em *emitter) Result {
 }
 
 // releaseNode releases every room node owns and ends the presence of
-// every participant on it, in sorted order.
+// every participant on it, in sorted order: for each room, its
+// participants' tracks and presence end (track_unpublished, then left),
+// then the room finishes; participants on node in rooms it does not own
+// end last.
 func (s *state) releaseNode(node string, at int64, reason string, em *emitter) {
 	for _, name := range sortedKeys(s.Rooms) {
 		if r := s.Rooms[name]; r.Owner == node {
-			claim := s.claim(r)
-			delete(s.Rooms, name)
-			em.emit(core.ClusterEvent{Kind: core.ClusterRoomReleased, Room: claim, Reason: reason})
+			s.finishRoom(r, at, reason, reason, em)
 		}
 	}
 	for _, pid := range sortedKeys(s.Presence) {
@@ -124,6 +126,21 @@ func (s *state) releaseNode(node string, at int64, reason string, em *emitter) {
 			s.endPresence(em.index, p, at, reason, em)
 		}
 	}
+}
+
+// finishRoom ends the presence still recorded for room r on its owner
+// (reason leave), removes the claim and journals room_finished (reason).
+func (s *state) finishRoom(r RoomRecord, at int64, leave, reason string, em *emitter) {
+	for _, pid := range sortedKeys(s.Presence) {
+		if p := s.Presence[pid]; p.Room == r.Name && p.Node == r.Owner {
+			s.endPresence(em.index, p, at, leave, em)
+		}
+	}
+	claim := s.claim(r)
+	delete(s.Rooms, r.Name)
+	s.journal(em.index, PresenceEntry{Kind: core.PresenceRoomFinished, Room: r.Name, Node: r.Owner,
+		Metadata: r.Metadata, At: at, Reason: reason}, em)
+	em.emit(core.ClusterEvent{Kind: core.ClusterRoomReleased, Room: claim, Reason: reason})
 }
 
 func (s *state) claimRoom(idx uint64, c *ClaimRoom, em *emitter) Result {
@@ -138,9 +155,14 @@ func (s *state) claimRoom(idx uint64, c *ClaimRoom, em *emitter) Result {
 	s.Rooms[c.Room] = r
 	claim := s.claim(r)
 	em.emit(core.ClusterEvent{Kind: core.ClusterRoomClaimed, Room: claim})
+	s.journal(idx, PresenceEntry{Kind: core.PresenceRoomStarted, Room: c.Room, Node: c.Node,
+		Metadata: c.Metadata, At: c.At}, em)
 	return Result{Claim: &claim}
 }
 
+// releaseRoom releases a claim. Presence still recorded for the room on
+// its owner ends first (reason "room_released"): the owner's own leaves
+// normally commit before the release (Store.ReleaseRoom flushes them).
 func (s *state) releaseRoom(c *ReleaseRoom, em *emitter) Result {
 	r, ok := s.Rooms[c.Room]
 	if !ok {
@@ -149,40 +171,73 @@ func (s *state) releaseRoom(c *ReleaseRoom, em *emitter) Result {
 	if r.Owner != c.Node || (c.Epoch != 0 && c.Epoch != r.Epoch) {
 		return failed(ErrNotOwner, "room %s is owned by %s at epoch %d", r.Name, r.Owner, r.Epoch)
 	}
-	claim := s.claim(r)
-	delete(s.Rooms, c.Room)
-	em.emit(core.ClusterEvent{Kind: core.ClusterRoomReleased, Room: claim, Reason: "released"})
+	s.finishRoom(r, c.At, "room_released", "released", em)
 	return Result{}
 }
 
+// presence applies participant and track changes in order. Room changes
+// are ignored (see Presence). A change for a participant that is not
+// present is ignored, as is a repeated publish or an unpublish of an
+// unknown track, so replays are harmless.
 func (s *state) presence(idx uint64, c *Presence, em *emitter) Result {
 	for _, ch := range c.Changes {
 		if ch.At == 0 {
 			ch.At = c.At
 		}
+		p, present := s.Presence[ch.ParticipantID]
 		switch ch.Kind {
 		case core.PresenceJoined:
+			if present && p.Room == ch.Room && p.Node == ch.Node && p.Session == ch.Session {
+				continue // a replayed join
+			}
+			if present {
+				s.endPresence(idx, p, ch.At, "rejoined", em)
+			}
 			s.Presence[ch.ParticipantID] = PresenceRecord{
 				ParticipantID: ch.ParticipantID, Identity: ch.Identity, Session: ch.Session,
 				Room: ch.Room, Node: ch.Node, Metadata: ch.Metadata, Joined: ch.Event().At,
 			}
+			ch.TrackID, ch.TrackKind = "", ""
 			s.journal(idx, ch, em)
 		case core.PresenceLeft:
-			if p, ok := s.Presence[ch.ParticipantID]; ok {
+			if present {
 				s.endPresence(idx, p, ch.At, ch.Reason, em)
+			}
+		case core.PresenceTrackPublished:
+			if present && !slices.ContainsFunc(p.Tracks, func(t TrackRecord) bool { return t.ID == ch.TrackID }) {
+				p.Tracks = append(slices.Clip(p.Tracks), TrackRecord{ID: ch.TrackID, Kind: ch.TrackKind})
+				s.Presence[p.ParticipantID] = p
+				s.journal(idx, p.entry(core.PresenceTrackPublished, ch.At, ch.Reason, p.Tracks[len(p.Tracks)-1]), em)
+			}
+		case core.PresenceTrackUnpublished:
+			i := slices.IndexFunc(p.Tracks, func(t TrackRecord) bool { return t.ID == ch.TrackID })
+			if present && i >= 0 {
+				t := p.Tracks[i]
+				p.Tracks = slices.Delete(slices.Clone(p.Tracks), i, i+1)
+				s.Presence[p.ParticipantID] = p
+				s.journal(idx, p.entry(core.PresenceTrackUnpublished, ch.At, ch.Reason, t), em)
 			}
 		}
 	}
 	return Result{}
 }
 
-// endPresence removes p and journals its end.
+// entry returns a journal entry of kind about p (and track t).
+func (p PresenceRecord) entry(kind core.PresenceKind, at int64, reason string, t TrackRecord) PresenceEntry {
+	return PresenceEntry{
+		Kind: kind, Room: p.Room, Identity: p.Identity, ParticipantID: p.ParticipantID,
+		Session: p.Session, Node: p.Node, Metadata: p.Metadata, At: at, Reason: reason,
+		TrackID: t.ID, TrackKind: t.Kind,
+	}
+}
+
+// endPresence removes p and journals the end of its tracks, then its own.
 func (s *state) endPresence(idx uint64, p PresenceRecord, at int64, reason string, em *emitter) {
 	delete(s.Presence, p.ParticipantID)
-	s.journal(idx, PresenceEntry{
-		Kind: core.PresenceLeft, Room: p.Room, Identity: p.Identity, ParticipantID: p.ParticipantID,
-		Session: p.Session, Node: p.Node, Metadata: p.Metadata, At: at, Reason: reason,
-	}, em)
+	for _, t := range p.Tracks {
+		s.journal(idx, p.entry(core.PresenceTrackUnpublished, at, reason, t), em)
+	}
+	s.journal(idx, p.entry(core.PresenceLeft, at, reason, TrackRecord{}), em)
 }
 
 // journal appends a presence entry for the webhook pipeline and emits it.
@@ -274,34 +329,4 @@ func (s *state) collectModules(keep string) {
 			delete(s.Modules, sum)
 		}
 	}
-}
-
-func (s *state) outbox(c *Outbox) Result {
-	if c.Cursor > s.Outbox.Cursor && c.Cursor <= s.Journal.Seq {
-		s.Outbox.Cursor = c.Cursor
-		i := 0
-		for i < len(s.Journal.Entries) && s.Journal.Entries[i].Seq <= c.Cursor {
-			i++
-		}
-		s.Journal.Entries = slices.Clone(s.Journal.Entries[i:])
-	}
-	have := map[string]bool{}
-	for _, it := range s.Outbox.Items {
-		have[it.ID] = true
-	}
-	for _, it := range c.Enqueue {
-		if !have[it.ID] && len(s.Outbox.Items) < maxOutbox {
-			it.Enqueued = c.At
-			s.Outbox.Items = append(s.Outbox.Items, it)
-			have[it.ID] = true
-		}
-	}
-	if len(c.Ack) > 0 {
-		ack := map[string]bool{}
-		for _, id := range c.Ack {
-			ack[id] = true
-		}
-		s.Outbox.Items = slices.DeleteFunc(slices.Clone(s.Outbox.Items), func(it OutboxItem) bool { return ack[it.ID] })
-	}
-	return Result{}
 }

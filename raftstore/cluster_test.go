@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func TestDedupeRepeatedRequestID(t *testing.T) {
 	}
 	c.converged(15 * time.Second)
 	for _, nd := range c.nodes {
-		entries, _, _ := nd.s.Journal(0, 0)
+		entries, _ := nd.s.PresenceJournal(0, 0)
 		if len(entries) != 1 {
 			t.Fatalf("%s journal has %d entries, want 1", nd.id, len(entries))
 		}
@@ -171,13 +172,19 @@ func TestPresenceAndEvents(t *testing.T) {
 	eventually(t, 15*time.Second, "claim, join and leave events on a follower", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got) >= 3
+		return len(got) >= 4
 	})
 	mu.Lock()
 	defer mu.Unlock()
 	if got[0].Kind != core.ClusterRoomClaimed || got[0].Room.Owner != l.id {
 		t.Fatalf("event 0 = %+v", got[0])
 	}
+	// The claim journals the room's start.
+	if p := got[1].Presence; got[1].Kind != core.ClusterPresence || p.Kind != core.PresenceRoomStarted || p.Room != "room" ||
+		p.Node != l.id || !strings.HasPrefix(p.ID, "pe_") || got[1].Index != got[0].Index {
+		t.Fatalf("event 1 = %+v", got[1])
+	}
+	got = got[1:]
 	if got[1].Kind != core.ClusterPresence || got[1].Presence.Kind != core.PresenceJoined || got[1].Presence.Node != l.id {
 		t.Fatalf("event 1 = %+v", got[1])
 	}

@@ -47,7 +47,18 @@ const (
 	KindModuleChunk  CommandKind = 7
 	KindPutPlugin    CommandKind = 8
 	KindDeletePlugin CommandKind = 9
-	KindOutbox       CommandKind = 10
+
+	KindEnqueueWebhooks     CommandKind = 10
+	KindSettleWebhooks      CommandKind = 11
+	KindClearWebhooks       CommandKind = 12
+	KindRetryWebhooks       CommandKind = 13
+	KindRotateSigningKey    CommandKind = 14
+	KindRetireSigningKeys   CommandKind = 15
+	KindPutAPIKey           CommandKind = 16
+	KindDeleteAPIKey        CommandKind = 17
+	KindReserveIdempotency  CommandKind = 18
+	KindCompleteIdempotency CommandKind = 19
+	KindForgetIdempotency   CommandKind = 20
 )
 
 // Header is carried by every command.
@@ -123,7 +134,12 @@ type ReleaseRoom struct {
 	Epoch uint64 `json:"epoch,omitempty"`
 }
 
-// Presence records participants joining and leaving, in order.
+// Presence records participants joining and leaving and their tracks
+// being published and unpublished, in order. Changes of every
+// core.PresenceKind are accepted, but room_started and room_finished
+// changes are ignored: in a cluster the room claim is the source of truth,
+// and the state machine journals those itself when a claim is made
+// (ClaimRoom) or released (ReleaseRoom, NodeDown, RegisterNode.Started).
 type Presence struct {
 	Header
 	Changes []PresenceEntry `json:"changes"`
@@ -153,16 +169,6 @@ type DeletePlugin struct {
 	Name string `json:"name"`
 }
 
-// Outbox is the webhook pipeline's command (issue 5 fills it in): in one
-// step it advances the presence cursor, enqueues webhooks and acknowledges
-// delivered ones.
-type Outbox struct {
-	Header
-	Cursor  uint64       `json:"cursor,omitempty"`
-	Enqueue []OutboxItem `json:"enqueue,omitempty"`
-	Ack     []string     `json:"ack,omitempty"`
-}
-
 // Kind implements Command.
 func (*RegisterNode) Kind() CommandKind { return KindRegisterNode }
 
@@ -190,9 +196,6 @@ func (*PutPlugin) Kind() CommandKind { return KindPutPlugin }
 // Kind implements Command.
 func (*DeletePlugin) Kind() CommandKind { return KindDeletePlugin }
 
-// Kind implements Command.
-func (*Outbox) Kind() CommandKind { return KindOutbox }
-
 // newCommand returns an empty command of kind k, or nil.
 func newCommand(k CommandKind) Command {
 	switch k {
@@ -214,10 +217,8 @@ func newCommand(k CommandKind) Command {
 		return &PutPlugin{}
 	case KindDeletePlugin:
 		return &DeletePlugin{}
-	case KindOutbox:
-		return &Outbox{}
 	}
-	return nil
+	return newOpCommand(k)
 }
 
 // EncodeCommand returns the log encoding of cmd after checking it.
@@ -273,7 +274,9 @@ func checkCommand(cmd Command) error {
 // String names the kind.
 func (k CommandKind) String() string {
 	names := [...]string{"", "register_node", "set_drain", "node_down", "claim_room", "release_room",
-		"presence", "module_chunk", "put_plugin", "delete_plugin", "outbox"}
+		"presence", "module_chunk", "put_plugin", "delete_plugin", "enqueue_webhooks", "settle_webhooks",
+		"clear_webhooks", "retry_webhooks", "rotate_signing_key", "retire_signing_keys", "put_api_key",
+		"delete_api_key", "reserve_idempotency", "complete_idempotency", "forget_idempotency"}
 	if int(k) < len(names) && names[k] != "" {
 		return names[k]
 	}
@@ -337,11 +340,33 @@ func (c *Presence) validate() error {
 		return errField("changes")
 	}
 	for _, p := range c.Changes {
-		if p.Kind != core.PresenceJoined && p.Kind != core.PresenceLeft {
-			return fmt.Errorf("unknown presence kind %q", p.Kind)
+		if err := p.validate(); err != nil {
+			return err
 		}
-		if !validName(p.ParticipantID) || (p.Kind == core.PresenceJoined && (!validName(p.Room) || !validName(p.Node))) {
+	}
+	return nil
+}
+
+func (p *PresenceEntry) validate() error {
+	if !p.Kind.Valid() {
+		return fmt.Errorf("unknown presence kind %q", p.Kind)
+	}
+	switch p.Kind {
+	case core.PresenceRoomStarted, core.PresenceRoomFinished:
+		if !validName(p.Room) {
+			return errField("a room")
+		}
+	case core.PresenceJoined:
+		if !validName(p.ParticipantID) || !validName(p.Room) || !validName(p.Node) {
 			return errField("participant, room and node")
+		}
+	case core.PresenceLeft:
+		if !validName(p.ParticipantID) {
+			return errField("a participant")
+		}
+	case core.PresenceTrackPublished, core.PresenceTrackUnpublished:
+		if !validName(p.ParticipantID) || !validName(p.TrackID) {
+			return errField("a participant and a track")
 		}
 	}
 	return nil
@@ -370,15 +395,6 @@ func (c *DeletePlugin) validate() error {
 	return nil
 }
 
-func (c *Outbox) validate() error {
-	for _, it := range c.Enqueue {
-		if !validName(it.ID) {
-			return errField("webhook ids")
-		}
-	}
-	return nil
-}
-
 // Result is the state machine's answer to one command.
 type Result struct {
 	// Index is the log index at which the request id was first applied.
@@ -388,6 +404,12 @@ type Result struct {
 	Duplicate bool `json:"dup,omitempty"`
 	// Claim is the claim in force after a ClaimRoom.
 	Claim *core.RoomClaim `json:"claim,omitempty"`
+	// Count is how many webhooks, keys or records the command removed or
+	// moved (ClearWebhooks, RetryWebhooks, RetireSigningKeys).
+	Count int `json:"count,omitempty"`
+	// Created is set when a ReserveIdempotency stored a new record, or a
+	// RotateSigningKey added its key.
+	Created bool `json:"created,omitempty"`
 	// Code is the wire name of the sentinel error the command failed
 	// with; Detail says more.
 	Code   string `json:"err,omitempty"`

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ func sampleCommands() []Command {
 			{Kind: core.PresenceJoined, Room: "r1", Identity: "a", ParticipantID: "PA_a", Session: "SE_a", Node: "n1", At: 5},
 			{Kind: core.PresenceJoined, Room: "r1", Identity: "b", ParticipantID: "PA_b", Node: "n2"},
 		}},
+		&Presence{Header: h(20), Changes: []PresenceEntry{
+			{Kind: core.PresenceTrackPublished, ParticipantID: "PA_b", TrackID: "TR_1", TrackKind: core.KindVideo},
+			{Kind: core.PresenceRoomStarted, Room: "ignored"},
+		}},
 		&Presence{Header: h(6), Changes: []PresenceEntry{{Kind: core.PresenceLeft, ParticipantID: "PA_a", Reason: "leave"}}},
 		&ModuleChunk{Header: h(7), SHA256: sum, Size: 6, Offset: 0, Data: []byte("hel")},
 		&ModuleChunk{Header: h(8), SHA256: sum, Size: 6, Offset: 3, Data: []byte("lo\n")},
@@ -35,12 +40,39 @@ func sampleCommands() []Command {
 		&ClaimRoom{Header: h(10), Room: "r2", Node: "n2"},
 		&RegisterNode{Header: h(17), ID: "n2", RaftAddr: "127.0.0.1:7001"},
 		&NodeDown{Header: h(11), ID: "n2", Reason: "node_failed"},
-		&Outbox{Header: h(12), Cursor: 2, Enqueue: []OutboxItem{{ID: "W1", Target: "https://hook.test", Body: json.RawMessage(`{}`)}}},
+		&EnqueueWebhooks{Header: h(12), From: 0, To: 2, Items: []core.Webhook{sampleWebhook("W1", "hook.test")}},
 		&ReleaseRoom{Header: h(13), Room: "r1", Node: "n1", Epoch: 4},
 		&DeletePlugin{Header: h(14), Name: "p"},
-		&Outbox{Header: h(15), Ack: []string{"W1"}},
+		&SettleWebhooks{Header: h(15), Acked: []string{"W1"}},
 		&NodeDown{Header: h(16), ID: "n2", Remove: true},
+		&EnqueueWebhooks{Header: h(21), From: 2, To: 10, Items: []core.Webhook{sampleWebhook("W2", "hook.test"), sampleWebhook("W3", "other.test")}},
+		&SettleWebhooks{Header: h(22), Dead: []core.Webhook{{ID: "W2", Attempts: 3, LastError: "410 Gone"}}},
+		&RetryWebhooks{Header: h(23)},
+		&ClearWebhooks{Header: h(24), Host: "hook.test"},
+		&ClearWebhooks{Header: h(25), Dead: true},
+		&RotateSigningKey{Header: h(26), Key: sampleKey(1)},
+		&RotateSigningKey{Header: h(27), Key: sampleKey(2), IfNone: true},
+		&RotateSigningKey{Header: h(28), Key: sampleKey(3)},
+		&RetireSigningKeys{Header: h(29)},
+		&PutAPIKey{Header: h(30), Key: core.APIKey{ID: "AK1", Name: "site", Secret: "s1"}},
+		&PutAPIKey{Header: h(31), Key: core.APIKey{ID: "AK2", Name: "ops", Secret: "s2"}},
+		&DeleteAPIKey{Header: h(32), ID: "AK1"},
+		&ReserveIdempotency{Header: h(33), Record: core.IdempotencyRecord{Key: "AK2:k1", Owner: "n1", Hash: "h1"}, TTL: time.Hour},
+		&CompleteIdempotency{Header: h(34), Record: core.IdempotencyRecord{Key: "AK2:k1", Status: 200, Result: []byte(`{"ok":true}`)}},
+		&ReserveIdempotency{Header: h(35), Record: core.IdempotencyRecord{Key: "AK2:k2"}, TTL: time.Minute},
+		&ForgetIdempotency{Header: h(36), Key: "AK2:k2"},
 	}
+}
+
+func sampleWebhook(id, host string) core.Webhook {
+	return core.Webhook{ID: id, Room: "r1", Event: "participant.joined", URL: "https://" + host + "/hook", Host: host,
+		Body: json.RawMessage(`{"event":"participant.joined"}`), Headers: map[string]string{"x-site": "a"}}
+}
+
+// sampleKey returns a fixed signing key for seed byte b.
+func sampleKey(b byte) core.SigningKey {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
+	return core.SigningKey{ID: signingKeyID(priv.Public().(ed25519.PublicKey)), Private: priv}
 }
 
 func FuzzDecodeCommand(f *testing.F) {
@@ -154,14 +186,25 @@ func TestFSMDeterministicAndSnapshot(t *testing.T) {
 	if len(st.Rooms) != 0 || len(st.Presence) != 0 || len(st.Nodes) != 1 || len(st.Plugins) != 0 || len(st.Modules) != 0 {
 		t.Fatalf("final state: %s", fsmDump(a))
 	}
-	if st.Journal.Seq != 4 || len(st.Journal.Entries) != 2 || st.Outbox.Cursor != 2 || len(st.Outbox.Items) != 0 {
+	if st.Journal.Seq != 10 || len(st.Journal.Entries) != 0 || st.Outbox.Cursor != 10 || len(st.Outbox.Items) != 1 ||
+		st.Outbox.Items[0].ID != "W3" || len(st.Outbox.Dead) != 0 || st.Outbox.Seq != 4 {
 		t.Fatalf("journal/outbox: %+v %+v", st.Journal, st.Outbox)
+	}
+	if len(st.SigningKeys) != 1 || st.SigningKeys[0].ID != sampleKey(3).ID || !st.SigningKeys[0].Active {
+		t.Fatalf("signing keys: %+v", st.SigningKeys)
+	}
+	if len(st.APIKeys) != 1 || st.APIKeys["AK2"].Secret != "s2" {
+		t.Fatalf("api keys: %+v", st.APIKeys)
+	}
+	if r, ok := st.Idempotency.Records["AK2:k1"]; !ok || !r.Done || r.Status != 200 || len(st.Idempotency.Records) != 1 ||
+		st.Idempotency.Bytes != len(r.Result) || r.Hash != "h1" {
+		t.Fatalf("idempotency: %+v", st.Idempotency)
 	}
 	kinds := map[core.ClusterEventKind]int{}
 	for _, ev := range events {
 		kinds[ev.Kind]++
 	}
-	if kinds[core.ClusterRoomClaimed] != 2 || kinds[core.ClusterRoomReleased] != 2 || kinds[core.ClusterPresence] != 4 || kinds[core.ClusterNodeRemoved] != 1 {
+	if kinds[core.ClusterRoomClaimed] != 2 || kinds[core.ClusterRoomReleased] != 2 || kinds[core.ClusterPresence] != 10 || kinds[core.ClusterNodeRemoved] != 1 {
 		t.Fatalf("events: %v", kinds)
 	}
 	// A repeat of an applied request id changes nothing.
@@ -171,7 +214,8 @@ func TestFSMDeterministicAndSnapshot(t *testing.T) {
 		t.Fatalf("repeat: %+v", r)
 	}
 	after := fsmDump(a)
-	if !bytes.Equal(bytes.Replace(before, []byte(`"applied":17`), []byte(`"applied":100`), 1), after) {
+	applied := fmt.Appendf(nil, `"applied":%d`, len(sampleCommands()))
+	if !bytes.Equal(bytes.Replace(before, applied, []byte(`"applied":100`), 1), after) {
 		t.Fatal("a repeated request changed the state")
 	}
 	// Snapshot and restore.

@@ -10,9 +10,10 @@
 // The state machine holds the node registry (id, raft address, public URL,
 // drain and down marks), room claims (owner node, epoch, creation time,
 // metadata), presence (participant, identity, session, room, node, join
-// time), the plugin set with its module bytes, a presence journal with the
-// webhook pipeline's cursor and outbox (filled in by issue 5), and the
-// de-duplication window.
+// time, published tracks), the plugin set with its module bytes, the
+// presence journal with the webhook pipeline's cursor, outbox and
+// dead-letter list, the cluster's webhook signing keys, the server API's
+// keys and idempotency records, and the de-duplication window.
 //
 // Every change is a typed Command, encoded as a version byte, a kind byte
 // and JSON (command.go), carrying a request id. The state machine applies
@@ -32,6 +33,50 @@
 // that change rarely; in the state they replicate, snapshot and restore
 // with everything else, a module used by several plugins is stored once,
 // and it is dropped when the last plugin using it goes.
+//
+// # Presence journal and webhook outbox
+//
+// Every presence change the state machine applies is appended to the
+// presence journal with a gap-free sequence and a stable id (EntryID,
+// derived from log index, sequence, kind and participant): joined, left,
+// track_published and track_unpublished from Presence commands;
+// room_started when ClaimRoom creates a claim; room_finished when a claim
+// is released (ReleaseRoom, reason "released") or its node's rooms are
+// (NodeDown, RegisterNode.Started: the NodeDown reason). Room changes sent
+// through Presence are ignored: in a cluster the claim is the source of
+// truth. Ends come in order: for each participant of a finishing room,
+// track_unpublished for each remaining track, then left; then
+// room_finished. Store.ReleaseRoom commits the node's queued presence
+// before the release, so real leaves precede it; presence still recorded
+// then ends with reason "room_released".
+//
+// The webhook pipeline on the leader reads the journal after its cursor
+// (PresenceJournal, WebhookCursor) and in one EnqueueWebhooks command
+// moves the cursor and enqueues the webhooks the plugins asked for. The
+// command is a compare-and-set on the cursor, so a deposed leader's step
+// fails with ErrConflict instead of enqueueing twice, and webhook ids
+// already pending or dead are ignored. SettleWebhooks acknowledges
+// delivered webhooks and dead-letters failed ones; ClearWebhooks and
+// RetryWebhooks serve the operator. Bounds: 100000 pending (beyond, new
+// webhooks go dead with "outbox full"), 10000 dead letters (oldest
+// evicted, counted), 100000 journal entries past the cursor (evicted ones
+// counted as dropped).
+//
+// # Keys and idempotency
+//
+// RotateSigningKey installs an Ed25519 key that the proposer generated
+// (the state machine draws no randomness): it becomes active, the
+// previous active key stays inactive, and anything older goes;
+// RetireSigningKeys drops the inactive one. The leader creates the first
+// key when it finds none (EnsureSigningKey, a RotateSigningKey that is
+// ignored when a key exists). PutAPIKey and DeleteAPIKey manage the
+// server API's keys. ReserveIdempotency, CompleteIdempotency and
+// ForgetIdempotency keep idempotency records: expired ones (by command
+// time) are evicted when those commands apply, and the table is bounded
+// at 10000 records and 32 MiB of results, oldest evicted first. Private
+// keys and API secrets live in the replicated state and its snapshots,
+// which the data directory's permissions and the cluster's mutual TLS
+// protect; the Store never logs them.
 //
 // # Reads and writes
 //

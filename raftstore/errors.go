@@ -50,6 +50,12 @@ var (
 	ErrBadCommand = errors.New("raftstore: bad command")
 	// ErrTooLarge means a command or RPC frame exceeds its size limit.
 	ErrTooLarge = errors.New("raftstore: too large")
+	// ErrConflict means a compare-and-set command found the state changed:
+	// a webhook cursor that moved on, an API key id that exists already.
+	ErrConflict = errors.New("raftstore: conflict")
+	// ErrNotFound means a command names a record that does not exist (an
+	// API key, an idempotency record).
+	ErrNotFound = errors.New("raftstore: not found")
 	// ErrUnauthorized means a peer failed mutual TLS: it does not hold the
 	// cluster secret or a certificate from the cluster CA.
 	ErrUnauthorized = errors.New("raftstore: peer not authorized")
@@ -73,6 +79,8 @@ var wireNames = map[error]string{
 	ErrTooLarge:       "too_large",
 	ErrUnauthorized:   "unauthorized",
 	ErrInvalidConfig:  "invalid_config",
+	ErrConflict:       "conflict",
+	ErrNotFound:       "not_found",
 }
 
 var wireErrors = func() map[string]error {
@@ -99,6 +107,8 @@ var codes = map[error]core.Code{
 	ErrBadCommand:     core.CodeBadRequest,
 	ErrTooLarge:       core.CodeMessageTooLarge,
 	ErrUnauthorized:   core.CodeForbidden,
+	ErrConflict:       core.CodeConflict,
+	ErrNotFound:       core.CodeNotFound,
 }
 
 // wireName returns the stable name of the sentinel err wraps, or "internal".

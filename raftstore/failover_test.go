@@ -120,10 +120,10 @@ func testDeadNode(t *testing.T, victimIsLeader bool) {
 		if p := nd.s.Participants(""); p[0].ParticipantID != "PA_o1" {
 			t.Fatalf("%s kept %+v", nd.id, p)
 		}
-		entries, _, _ := nd.s.Journal(0, 0)
+		entries, _ := nd.s.PresenceJournal(0, 0)
 		left := 0
-		for _, e := range entries {
-			if e.Kind == core.PresenceLeft && e.Node == v.id && e.Reason == "node_failed" {
+		for _, je := range entries {
+			if e := je.Event; e.Kind == core.PresenceLeft && e.Node == v.id && e.Reason == "node_failed" {
 				left++
 			}
 		}
@@ -224,7 +224,7 @@ func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Cluster-wide state that no node owns.
-	if _, err := c.nodes[1].s.Apply(ctx, &Outbox{Enqueue: []OutboxItem{{ID: "W1", Target: "https://hook.test"}}}); err != nil {
+	if err := c.nodes[1].s.EnqueueWebhooks(ctx, 0, 0, []core.Webhook{{ID: "W1", URL: "https://hook.test", Host: "hook.test"}}); err != nil {
 		t.Fatal(err)
 	}
 	c.converged(15 * time.Second)
@@ -258,11 +258,13 @@ func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
 		if n := len(nd.s.Status().Nodes); n != 3 {
 			t.Fatalf("%s sees %d nodes", nd.id, n)
 		}
-		if out := nd.s.Outbox(); len(out) != 1 || out[0].ID != "W1" {
+		if out := nd.s.PendingWebhooks(); len(out) != 1 || out[0].ID != "W1" {
 			t.Fatalf("%s outbox after restart: %+v", nd.id, out)
 		}
-		entries, _, _ := nd.s.Journal(0, 0)
-		if len(entries) != 2 || entries[1].Kind != core.PresenceLeft || entries[1].Reason != "node_restarted" {
+		// room_started, joined, then on restart left and room_finished.
+		entries, _ := nd.s.PresenceJournal(0, 0)
+		if len(entries) != 4 || entries[2].Event.Kind != core.PresenceLeft || entries[2].Event.Reason != "node_restarted" ||
+			entries[3].Event.Kind != core.PresenceRoomFinished || entries[3].Event.Reason != "node_restarted" {
 			t.Fatalf("%s journal after restart: %+v", nd.id, entries)
 		}
 	}
@@ -271,7 +273,7 @@ func TestRestartSameConfigNoDoubleBootstrap(t *testing.T) {
 func TestRecoverLostQuorum(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	ctx := ctxT(t, 30*time.Second)
-	if _, err := c.nodes[1].s.Apply(ctx, &Outbox{Enqueue: []OutboxItem{{ID: "W1"}}}); err != nil {
+	if err := c.nodes[1].s.EnqueueWebhooks(ctx, 0, 0, []core.Webhook{{ID: "W1", URL: "https://hook.test/x", Host: "hook.test"}}); err != nil {
 		t.Fatal(err)
 	}
 	c.converged(15 * time.Second)
@@ -286,7 +288,7 @@ func TestRecoverLostQuorum(t *testing.T) {
 	if c.leader(10*time.Second) != n1 {
 		t.Fatal("the survivor does not lead")
 	}
-	if out := n1.s.Outbox(); len(out) != 1 {
+	if out := n1.s.PendingWebhooks(); len(out) != 1 {
 		t.Fatalf("state lost in recovery: %+v", out)
 	}
 	if _, err := n1.s.ClaimRoom(ctx, "after-recovery", ""); err != nil {

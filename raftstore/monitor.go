@@ -15,7 +15,8 @@ import (
 // heartbeats written to the log. A peer silent for Config.FailureGrace
 // gets a committed NodeDown: its rooms are released and its participants'
 // presence ended. The monitor also removes from the registry any node that
-// is no longer in the raft configuration.
+// is no longer in the raft configuration, and creates the cluster's
+// webhook signing key when the state has none.
 type monitor struct {
 	s   *Store
 	obs chan raft.Observation
@@ -52,6 +53,9 @@ func (m *monitor) run() {
 			return
 		case ob := <-m.obs:
 			m.observe(ob.Data)
+			if lo, ok := ob.Data.(raft.LeaderObservation); ok && string(lo.LeaderID) == m.s.id {
+				m.ensureKey()
+			}
 		case <-tick.C:
 			m.check()
 		}
@@ -126,6 +130,24 @@ func (m *monitor) check() {
 		m.markDeclared(id)
 	}
 	m.reconcile(ctx)
+	m.ensureKey()
+}
+
+// ensureKey creates the cluster's webhook signing key if the state has
+// none, once this node leads. It returns at once when a key exists.
+func (m *monitor) ensureKey() {
+	s := m.s
+	if _, ok := s.activeKey(); ok || s.raft.State() != raft.Leader {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	k, err := s.EnsureSigningKey(ctx)
+	if err != nil {
+		s.log.Warn("creating the cluster signing key failed; will retry", "error", err)
+		return
+	}
+	s.log.Info("cluster signing key in place", "key_id", k.ID)
 }
 
 // syncLeading catches up with a leadership change whose observation was

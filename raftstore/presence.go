@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,12 +12,19 @@ import (
 
 // RecordPresence commits presence changes in order as one command
 // (core.ClusterState). Changes without a node are taken as this node's.
+// Room changes (room_started, room_finished) are dropped: in a cluster the
+// state machine journals them itself when a room is claimed and released.
 func (s *Store) RecordPresence(ctx context.Context, changes ...core.PresenceChange) error {
+	changes = slices.DeleteFunc(slices.Clone(changes), func(c core.PresenceChange) bool { return roomKind(c.Kind) })
 	if len(changes) == 0 {
 		return nil
 	}
 	_, err := s.Apply(ctx, &Presence{Changes: s.entries(changes)})
 	return err
+}
+
+func roomKind(k core.PresenceKind) bool {
+	return k == core.PresenceRoomStarted || k == core.PresenceRoomFinished
 }
 
 func (s *Store) entries(changes []core.PresenceChange) []PresenceEntry {
@@ -30,7 +38,8 @@ func (s *Store) entries(changes []core.PresenceChange) []PresenceEntry {
 	return out
 }
 
-// Presence queues ev to be committed (core.Presence) and returns at once:
+// Presence queues ev to be committed (core.Presence) and returns at once
+// (room events are ignored, see RecordPresence):
 // presence fails open. A worker commits queued changes in order, batched,
 // retrying each batch under its request id until it is committed.
 // Changes still queued at Shutdown are flushed within Shutdown's context;
@@ -60,6 +69,9 @@ func newPresenceQueue(s *Store) *presenceQueue {
 }
 
 func (q *presenceQueue) push(c core.PresenceChange) {
+	if roomKind(c.Kind) {
+		return
+	}
 	q.mu.Lock()
 	if len(q.queue) >= maxPresenceQueue {
 		q.mu.Unlock()

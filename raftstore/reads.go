@@ -84,28 +84,6 @@ func (s *Store) Participants(room string) []PresenceRecord {
 	return out
 }
 
-// Journal returns up to limit presence entries with a sequence above after,
-// the pipeline's cursor, and how many entries were evicted unprocessed.
-// The webhook pipeline (issue 5) consumes it on the leader.
-func (s *Store) Journal(after uint64, limit int) (entries []PresenceEntry, cursor, dropped uint64) {
-	s.fsm.read(func(st *state) {
-		for _, e := range st.Journal.Entries {
-			if e.Seq > after && (limit <= 0 || len(entries) < limit) {
-				entries = append(entries, e)
-			}
-		}
-		cursor, dropped = st.Outbox.Cursor, st.Journal.Dropped
-	})
-	return entries, cursor, dropped
-}
-
-// Outbox returns the queued webhooks (placeholder for issue 5).
-func (s *Store) Outbox() []OutboxItem {
-	var out []OutboxItem
-	s.fsm.read(func(st *state) { out = slices.Clone(st.Outbox.Items) })
-	return out
-}
-
 // AppliedIndex returns the log index of the last command the local replica
 // applied.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.applied() }
@@ -124,7 +102,12 @@ func (s *Store) ClaimRoom(ctx context.Context, room, metadata string) (core.Room
 }
 
 // ReleaseRoom releases this node's claim on room (core.ClusterState).
+// Presence changes still queued on this node (see Presence) are committed
+// first, so that the real leaves of the room's participants precede its
+// room_finished in the journal; whatever presence is still recorded for
+// the room then ends with reason "room_released".
 func (s *Store) ReleaseRoom(ctx context.Context, room string, epoch uint64) error {
+	s.pres.flush(ctx)
 	_, err := s.Apply(ctx, &ReleaseRoom{Room: room, Node: s.id, Epoch: epoch})
 	return err
 }

@@ -1,6 +1,8 @@
 package raftstore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -39,6 +41,15 @@ type PresenceRecord struct {
 	Node          string    `json:"node"`
 	Metadata      string    `json:"metadata,omitempty"`
 	Joined        time.Time `json:"joined"`
+	// Tracks are the participant's published tracks, in publication
+	// order. The slice is never modified in place.
+	Tracks []TrackRecord `json:"tracks,omitempty"`
+}
+
+// TrackRecord is a track a present participant publishes.
+type TrackRecord struct {
+	ID   string         `json:"id"`
+	Kind core.TrackKind `json:"kind,omitempty"`
 }
 
 // PresenceEntry is one presence change, as a command carries it and as
@@ -55,14 +66,31 @@ type PresenceEntry struct {
 	Metadata      string            `json:"metadata,omitempty"`
 	At            int64             `json:"at"` // Unix nanoseconds
 	Reason        string            `json:"reason,omitempty"`
+	TrackID       string            `json:"track_id,omitempty"`   // track events
+	TrackKind     core.TrackKind    `json:"track_kind,omitempty"` // track events
 }
 
-// Event returns the entry as a core presence event.
+// Event returns the entry as a core presence event. A journalled entry
+// (Seq set) gets its stable ID (see EntryID).
 func (e PresenceEntry) Event() core.PresenceEvent {
-	return core.PresenceEvent{
+	ev := core.PresenceEvent{
 		Kind: e.Kind, Room: e.Room, Identity: e.Identity, ParticipantID: e.ParticipantID,
 		Node: e.Node, Metadata: e.Metadata, At: time.Unix(0, e.At).UTC(), Reason: e.Reason,
+		TrackID: e.TrackID, TrackKind: e.TrackKind,
 	}
+	if e.Seq != 0 {
+		ev.ID = e.EntryID()
+	}
+	return ev
+}
+
+// EntryID is the journalled entry's stable event id: "pe_" and 24 hex
+// digits of the SHA-256 of its log index, journal sequence, kind and
+// participant. Every replica derives the same id for the same entry, and
+// it never changes, so webhook ids built from it survive leader changes.
+func (e PresenceEntry) EntryID() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d/%d/%s/%s", e.Index, e.Seq, e.Kind, e.ParticipantID))
+	return "pe_" + hex.EncodeToString(sum[:12])
 }
 
 // entryOf converts a core presence change.
@@ -74,6 +102,7 @@ func entryOf(c core.PresenceChange) PresenceEntry {
 	return PresenceEntry{
 		Kind: c.Kind, Room: c.Room, Identity: c.Identity, ParticipantID: c.ParticipantID,
 		Session: c.Session, Node: c.Node, Metadata: c.Metadata, At: at, Reason: c.Reason,
+		TrackID: c.TrackID, TrackKind: c.TrackKind,
 	}
 }
 
@@ -105,21 +134,18 @@ func (p *PluginRecord) validate() error {
 	return nil
 }
 
-// OutboxItem is a queued webhook (a placeholder shape until issue 5).
-type OutboxItem struct {
-	ID       string          `json:"id"`
-	Target   string          `json:"target,omitempty"`
-	Body     json.RawMessage `json:"body,omitempty"`
-	Enqueued int64           `json:"enqueued,omitempty"`
-}
-
 // Bounds of the replicated state. They are constants, not configuration:
 // every replica must evict the same entries at the same log index.
 const (
 	dedupeWindow = 20000  // request ids remembered
 	maxUploads   = 4      // module uploads in progress
 	maxJournal   = 100000 // presence entries kept for the webhook pipeline
-	maxOutbox    = 100000 // queued webhooks
+	maxOutbox    = 100000 // pending webhooks; beyond, new ones dead-letter
+	maxDead      = 10000  // dead-lettered webhooks kept
+
+	maxSigningKeys     = 2        // the active key and the previous one
+	maxIdempotency     = 10000    // idempotency records kept
+	maxIdempotencySize = 32 << 20 // total result bytes of the records kept
 )
 
 type upload struct {
@@ -134,9 +160,22 @@ type journal struct {
 	Entries []PresenceEntry `json:"entries"` // ascending Seq
 }
 
+// outbox is the webhook pipeline's durable state. Webhooks are values
+// whose maps and slices are never modified in place.
 type outbox struct {
-	Cursor uint64       `json:"cursor"` // last journal Seq the pipeline has processed
-	Items  []OutboxItem `json:"items"`
+	Cursor  uint64         `json:"cursor"`  // last journal Seq the pipeline has processed
+	Seq     uint64         `json:"seq"`     // last webhook Seq assigned
+	Items   []core.Webhook `json:"items"`   // pending, ascending Seq
+	Dead    []core.Webhook `json:"dead"`    // dead letters, in the order they died
+	Evicted uint64         `json:"evicted"` // dead letters evicted beyond maxDead
+}
+
+// idempotency is the table of idempotency records: by key, and the keys
+// in reservation order (oldest first) for eviction.
+type idempotency struct {
+	Records map[string]core.IdempotencyRecord `json:"records"`
+	Order   []string                          `json:"order"`
+	Bytes   int                               `json:"bytes"` // total len(Result)
 }
 
 type dedupe struct {
@@ -171,6 +210,10 @@ type state struct {
 	Journal  journal                   `json:"journal"`
 	Outbox   outbox                    `json:"outbox"`
 	Dedupe   dedupe                    `json:"dedupe"`
+
+	SigningKeys []core.SigningKey      `json:"signing_keys,omitempty"` // active first
+	APIKeys     map[string]core.APIKey `json:"api_keys"`
+	Idempotency idempotency            `json:"idempotency"`
 }
 
 func newState() *state {
@@ -202,6 +245,12 @@ func (s *state) fill() {
 	if s.Dedupe.Results == nil {
 		s.Dedupe.Results = map[string]Result{}
 	}
+	if s.APIKeys == nil {
+		s.APIKeys = map[string]core.APIKey{}
+	}
+	if s.Idempotency.Records == nil {
+		s.Idempotency.Records = map[string]core.IdempotencyRecord{}
+	}
 }
 
 // clone copies s deeply enough for a snapshot to read it while Apply goes
@@ -221,6 +270,11 @@ func (s *state) clone() *state {
 	}
 	c.Journal.Entries = slices.Clone(s.Journal.Entries)
 	c.Outbox.Items = slices.Clone(s.Outbox.Items)
+	c.Outbox.Dead = slices.Clone(s.Outbox.Dead)
+	c.SigningKeys = slices.Clone(s.SigningKeys)
+	c.APIKeys = maps.Clone(s.APIKeys)
+	c.Idempotency.Records = maps.Clone(s.Idempotency.Records)
+	c.Idempotency.Order = slices.Clone(s.Idempotency.Order)
 	c.Dedupe.Order = slices.Clone(s.Dedupe.Order)
 	c.Dedupe.Results = maps.Clone(s.Dedupe.Results)
 	return &c

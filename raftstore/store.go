@@ -66,6 +66,7 @@ type Store struct {
 	logStore raft.LogStore // logs, possibly wrapped by tests
 
 	lastWrite atomic.Int64 // unix nanos of the last local apply that completed as leader
+	latency   latencies    // Apply round trips on this node
 
 	firstRegistered atomic.Bool // this process's first registration is committed
 
@@ -384,7 +385,9 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if err != nil {
 		return Result{}, public(err)
 	}
+	start := time.Now()
 	res, err := s.applyEncoded(ctx, data)
+	s.latency.observe(time.Since(start))
 	if err == nil {
 		err = res.Err()
 	}
