@@ -31,7 +31,17 @@ const (
 	TypeSubOffer          = "sub_offer"
 	TypeClosing           = "closing"
 	TypeError             = "error"
+	// TypePermissions tells a participant its grants changed (server API).
+	TypePermissions = "permissions"
+	// TypeTrackMuted tells everyone in the room, the publisher included,
+	// that the server muted or unmuted a track.
+	TypeTrackMuted = "track_muted"
 )
+
+// ServerSender is the From of a data event the server sent (the server
+// API's "send data"); participant ids start with "PA_", so it never names
+// a participant.
+const ServerSender = "server"
 
 // Peer connection targets for trickle ICE. Each participant has two peer
 // connections: one it publishes on (it offers) and one it receives on (the
@@ -70,6 +80,9 @@ type ParticipantInfo struct {
 	Metadata string           `json:"metadata,omitempty"`
 	Grants   core.Grants      `json:"grants"`
 	Tracks   []core.TrackInfo `json:"tracks"`
+	// MutedTracks lists the ids of the tracks the server muted; absent
+	// when none is.
+	MutedTracks []string `json:"muted_tracks,omitempty"`
 }
 
 // RoomInfo is a snapshot of the room at join or resume.
@@ -162,7 +175,8 @@ type DataRequest struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
-// DataEvent delivers a data message.
+// DataEvent delivers a data message. From is the sender's participant id,
+// or ServerSender (and FromIdentity empty) for a message from the server.
 type DataEvent struct {
 	From         string          `json:"from"`
 	FromIdentity string          `json:"from_identity"`
@@ -190,9 +204,39 @@ type TrackUnpublished struct {
 
 // Closing is pushed before the server closes the connection.
 type Closing struct {
+	// Reason says why. When the participant was removed from the room
+	// (code session_expired) it is the removal reason, one of the
+	// Reason* values below; otherwise it is for humans.
 	Reason string    `json:"reason"`
 	Code   core.Code `json:"code,omitempty"`
 	// URL is where to reconnect and join again, for code "redirect": the
 	// room moved to another node of the cluster.
 	URL string `json:"url,omitempty"`
+	// Detail is the operator's own words on a removal (the server API's
+	// reason for a kick or a room close), if any.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Removal reasons a client may see in participant_left and, for its own
+// removal, in closing (with code session_expired).
+const (
+	ReasonKicked     = "kicked"      // removed by the server API
+	ReasonRoomClosed = "room_closed" // the room was closed by the server API
+	ReasonReplaced   = "replaced"    // the same identity joined again
+)
+
+// Permissions is pushed to a participant whose grants changed. What was
+// revoked has already taken effect: its tracks were unpublished (no
+// can_publish), its subscriptions dropped (no can_subscribe), its data
+// messages are refused (no can_publish_data).
+type Permissions struct {
+	Grants core.Grants `json:"grants"`
+}
+
+// TrackMuted is pushed when the server mutes or unmutes a track: while
+// muted, no media of the track is forwarded.
+type TrackMuted struct {
+	TrackID       string `json:"track_id"`
+	ParticipantID string `json:"participant_id"`
+	Muted         bool   `json:"muted"`
 }

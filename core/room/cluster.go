@@ -21,19 +21,20 @@ import (
 const releaseTimeout = 5 * time.Second
 
 // claim places r on this node, once per Room; every joiner of r waits for
-// the outcome. Without a cluster it does nothing.
-func (m *Manager) claim(ctx context.Context, r *Room) error {
+// the outcome. metadata goes with the claim if this call makes it.
+// Without a cluster it does nothing.
+func (m *Manager) claim(ctx context.Context, r *Room, metadata string) error {
 	if m.deps.Cluster == nil {
 		return nil
 	}
 	r.claimOnce.Do(func() {
-		r.claimErr = m.claimNow(ctx, r)
+		r.claimErr = m.claimNow(ctx, r, metadata)
 		r.claimed.Store(true)
 	})
 	return r.claimErr
 }
 
-func (m *Manager) claimNow(ctx context.Context, r *Room) error {
+func (m *Manager) claimNow(ctx context.Context, r *Room, metadata string) error {
 	cs := m.deps.Cluster
 	if r.prior != nil {
 		select {
@@ -50,7 +51,7 @@ func (m *Manager) claimNow(ctx context.Context, r *Room) error {
 		}
 		return m.redirectElsewhere(r.name)
 	}
-	c, err := cs.ClaimRoom(ctx, r.name, "")
+	c, err := cs.ClaimRoom(ctx, r.name, metadata)
 	if err != nil {
 		if m.Draining() {
 			return m.redirectElsewhere(r.name)
@@ -125,9 +126,10 @@ func (m *Manager) Evict(room string, epoch uint64, url string) int {
 		m.mu.Unlock()
 		return 0
 	}
-	delete(m.rooms, room)
 	r.lost.Store(true)
+	m.detachLocked(r, FinishMoved)
 	m.mu.Unlock()
+	r.flushPresence()
 	ps := r.all()
 	for _, p := range ps {
 		p.moveTo(url)
@@ -142,20 +144,27 @@ func (m *Manager) Evict(room string, epoch uint64, url string) int {
 // each room's claim is released, then its participants are sent to the
 // node Elsewhere picks (where they claim the room afresh). It returns how
 // many participants were moved. Joins that arrive later are redirected.
+//
+// Without a cluster there is nowhere else to go: every room finishes
+// (reason "moved"), each participant's client gets closing with code
+// redirect and no url, which means join again where it first connected
+// (so it comes back once the node restarts), and joins and CreateRoom
+// are refused with code unavailable meanwhile.
 func (m *Manager) Drain(ctx context.Context) int {
 	m.draining.Store(true)
 	m.mu.Lock()
 	var rooms []*Room
-	for name, r := range m.rooms {
-		if r.claimSettled() {
+	for _, r := range m.rooms {
+		if m.deps.Cluster == nil || r.claimSettled() {
 			rooms = append(rooms, r)
-			delete(m.rooms, name)
 			r.lost.Store(true)
+			m.detachLocked(r, FinishMoved)
 		}
 	}
 	m.mu.Unlock()
 	moved := 0
 	for _, r := range rooms {
+		r.flushPresence()
 		if m.deps.Cluster != nil && r.epoch != 0 {
 			if err := m.deps.Cluster.ReleaseRoom(ctx, r.name, r.epoch); err != nil {
 				m.deps.Log.Warn("drain: releasing room failed", "room", r.name, "err", err)

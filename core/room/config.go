@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/core/sfu"
@@ -26,11 +27,18 @@ type Config struct {
 	MaxTracks int `json:"max_tracks"`
 	// MaxDataPayload is the largest data message payload, in bytes.
 	MaxDataPayload int `json:"max_data_payload"`
+	// EmptyTimeout is how long a room made with Manager.CreateRoom stays
+	// while nobody is in it, unless its RoomOptions name another timeout.
+	// Rooms made by a join go as soon as they empty.
+	EmptyTimeout time.Duration `json:"empty_timeout"`
 }
+
+// DefaultEmptyTimeout is the default Config.EmptyTimeout: five minutes.
+const DefaultEmptyTimeout = 5 * time.Minute
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{MaxParticipants: 100, MaxTracks: 8, MaxDataPayload: 16 << 10}
+	return Config{MaxParticipants: 100, MaxTracks: 8, MaxDataPayload: 16 << 10, EmptyTimeout: DefaultEmptyTimeout}
 }
 
 // Validate reports the first invalid field.
@@ -42,6 +50,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("room: max_tracks must not be negative, got %d", c.MaxTracks)
 	case c.MaxDataPayload < 1:
 		return fmt.Errorf("room: max_data_payload must be at least 1, got %d", c.MaxDataPayload)
+	case c.EmptyTimeout <= 0:
+		return fmt.Errorf("room: empty_timeout must be positive, got %s", c.EmptyTimeout)
 	}
 	return nil
 }

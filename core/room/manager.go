@@ -13,7 +13,9 @@ import (
 )
 
 // Manager owns the rooms of one node. Rooms are created by the first join
-// and removed when their last participant leaves.
+// and removed when their last participant leaves, or created by
+// CreateRoom and kept while empty for their empty timeout; CloseRoom
+// removes one at once.
 //
 // All methods are safe for concurrent use.
 type Manager struct {
@@ -60,7 +62,7 @@ func (m *Manager) Join(ctx context.Context, claims core.Claims, opts JoinOptions
 	if err != nil {
 		return nil, err
 	}
-	if err := m.claim(ctx, r); err != nil {
+	if err := m.claim(ctx, r, ""); err != nil {
 		m.release(r)
 		return nil, err
 	}
@@ -82,10 +84,6 @@ func (m *Manager) Join(ctx context.Context, claims core.Claims, opts JoinOptions
 	if err != nil {
 		return nil, err
 	}
-	m.deps.Presence.Presence(ctx, core.PresenceEvent{
-		Kind: core.PresenceJoined, Room: r.name, Identity: claims.Identity, ParticipantID: p.id,
-		Node: m.cfg.NodeID, Metadata: claims.Metadata, At: time.Now(),
-	})
 	return p, nil
 }
 
@@ -115,7 +113,8 @@ func denial(dec core.Decision, err error, what string) error {
 }
 
 // room returns the named room, creating it, and pins it against removal
-// until release.
+// until release. A draining node without a cluster creates no room (in a
+// cluster the claim redirects instead).
 func (m *Manager) room(name string) (*Room, error) {
 	if name == "" {
 		return nil, core.Errorf(core.CodeInvalidToken, "token names no room")
@@ -127,6 +126,9 @@ func (m *Manager) room(name string) (*Room, error) {
 	}
 	r := m.rooms[name]
 	if r == nil {
+		if m.Draining() && m.deps.Cluster == nil {
+			return nil, core.Errorf(core.CodeUnavailable, "this node is draining and takes no new room: join again in a moment")
+		}
 		r = newRoom(name, m)
 		r.prior = m.releasing[name]
 		m.rooms[name] = r
@@ -138,23 +140,89 @@ func (m *Manager) room(name string) (*Room, error) {
 // release unpins r and removes it when empty.
 func (m *Manager) release(r *Room) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	r.pins--
 	m.removeIfEmptyLocked(r)
+	m.mu.Unlock()
+	r.flushPresence()
 }
 
+// removeIfEmptyLocked removes r when nobody is in it or on the way in,
+// unless it is a created room, whose empty timer it starts instead. The
+// caller flushes r's presence after unlocking. m.mu held.
 func (m *Manager) removeIfEmptyLocked(r *Room) {
-	if r.pins == 0 && r.count() == 0 && m.rooms[r.name] == r {
-		delete(m.rooms, r.name)
-		m.releaseLocked(r)
+	if r.pins != 0 || r.count() != 0 || m.rooms[r.name] != r {
+		return
 	}
+	if r.keep {
+		m.armEmptyTimerLocked(r)
+		return
+	}
+	m.detachLocked(r, FinishEmpty)
+	m.releaseLocked(r)
+}
+
+// detachLocked takes r out of the manager: it admits no one any more, and
+// finishes (room_finished) with reason, or the reason decided earlier, as
+// soon as it is empty. The caller releases the cluster claim if it should
+// be, and flushes r's presence after unlocking. m.mu held.
+func (m *Manager) detachLocked(r *Room, reason string) {
+	if m.rooms[r.name] == r {
+		delete(m.rooms, r.name)
+	}
+	if r.emptyTimer != nil {
+		r.emptyTimer.Stop()
+		r.emptyTimer = nil
+	}
+	r.keep = false
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removed = true
+	if r.ending == "" {
+		r.ending = reason
+	}
+	if len(r.participants) == 0 {
+		r.finishLocked()
+	}
+}
+
+// armEmptyTimerLocked (re)starts the empty timeout of a created room that
+// just became empty. m.mu held.
+func (m *Manager) armEmptyTimerLocked(r *Room) {
+	if r.emptyTimer != nil {
+		r.emptyTimer.Stop()
+	}
+	r.mu.Lock()
+	timeout := r.opts.EmptyTimeout
+	r.mu.Unlock()
+	var t *time.Timer
+	t = time.AfterFunc(timeout, func() { m.emptyTimeout(r, t) })
+	r.emptyTimer = t
+}
+
+// emptyTimeout removes a created room whose empty timer t fired, if it is
+// still empty and t still its timer.
+func (m *Manager) emptyTimeout(r *Room, t *time.Timer) {
+	m.mu.Lock()
+	if r.emptyTimer != t || m.rooms[r.name] != r {
+		m.mu.Unlock()
+		return
+	}
+	r.emptyTimer = nil
+	if r.pins == 0 && r.count() == 0 {
+		r.keep = false
+		m.removeIfEmptyLocked(r)
+		m.deps.Log.Info("room removed after its empty timeout", "room", r.name)
+	}
+	m.mu.Unlock()
+	r.flushPresence()
 }
 
 // roomEmptied is called by a room after its last participant left.
 func (m *Manager) roomEmptied(r *Room) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	m.removeIfEmptyLocked(r)
+	m.mu.Unlock()
+	r.flushPresence()
 }
 
 // RoomSummary describes a room for the info and admin endpoints.
@@ -180,9 +248,10 @@ func (m *Manager) Rooms() []RoomSummary {
 	return out
 }
 
-// Close removes every participant with reason, and refuses new joins. In a
-// cluster it waits (for two seconds at most) until the claims of the
-// emptied rooms are released.
+// Close removes every participant with reason and every room (which
+// finish with reason "shutdown"), and refuses new joins. In a cluster it
+// waits (for two seconds at most) until the claims of the emptied rooms
+// are released.
 func (m *Manager) Close(reason string) {
 	defer m.waitReleases()
 	m.mu.Lock()
@@ -190,13 +259,33 @@ func (m *Manager) Close(reason string) {
 	rooms := make([]*Room, 0, len(m.rooms))
 	for _, r := range m.rooms {
 		rooms = append(rooms, r)
+		m.endLocked(r, FinishShutdown)
 	}
 	m.mu.Unlock()
 	for _, r := range rooms {
+		r.flushPresence()
 		for _, p := range r.all() {
 			p.Leave(reason)
 		}
 	}
+}
+
+// endLocked decides that r finishes for reason: it admits no one any
+// more, and it is removed now if empty, else when its last participant
+// leaves. The caller removes the participants and flushes r's presence
+// after unlocking. m.mu held.
+func (m *Manager) endLocked(r *Room, reason string) {
+	r.keep = false
+	if r.emptyTimer != nil {
+		r.emptyTimer.Stop()
+		r.emptyTimer = nil
+	}
+	r.mu.Lock()
+	if r.ending == "" {
+		r.ending = reason
+	}
+	r.mu.Unlock()
+	m.removeIfEmptyLocked(r)
 }
 
 func (m *Manager) String() string { return fmt.Sprintf("room.Manager(%d rooms)", len(m.Rooms())) }

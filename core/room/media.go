@@ -16,8 +16,8 @@ import (
 // returns the answer. Every track the offer adds is checked against the
 // token's grants, the track limit and the policy before anything is applied.
 func (p *Participant) Publish(ctx context.Context, offer protocol.SDP) (protocol.SDP, error) {
-	if !p.claims.Grants.CanPublish {
-		return protocol.SDP{}, core.Errorf(core.CodeForbidden, "token does not grant publishing")
+	if !p.Grants().CanPublish {
+		return protocol.SDP{}, core.Errorf(core.CodeForbidden, "not allowed to publish")
 	}
 	if offer.Type != "offer" {
 		return protocol.SDP{}, core.Errorf(core.CodeInvalidSDP, "publish needs an offer, got type %q", offer.Type)
@@ -61,13 +61,16 @@ func (p *Participant) newOffered(offered []sfu.OfferedTrack) []sfu.OfferedTrack 
 }
 
 func (p *Participant) decidePublish(ctx context.Context, tracks []sfu.OfferedTrack) error {
+	p.room.mu.Lock()
+	claims := p.claimsLocked()
+	p.room.mu.Unlock()
 	for _, o := range tracks {
 		info := core.TrackInfo{
 			ClientTrackID: o.ClientTrackID, ParticipantID: p.id, Identity: p.claims.Identity,
 			Kind: core.TrackKind(o.Kind.String()), StreamID: o.StreamID,
 		}
 		dec, err := p.room.m.deps.Policy.Decide(ctx, core.PolicyRequest{
-			Action: core.ActionPublish, Room: p.room.name, ParticipantID: p.id, Claims: p.claims, Track: &info,
+			Action: core.ActionPublish, Room: p.room.name, ParticipantID: p.id, Claims: claims, Track: &info,
 		})
 		if err := denial(dec, err, "publish "+string(info.Kind)); err != nil {
 			return err
@@ -113,19 +116,45 @@ func (p *Participant) onTrack(f *sfu.Forwarder) {
 		r.mu.Unlock()
 		return
 	}
-	p.tracks[info.ID] = &published{f: f, info: info}
-	r.broadcastLocked(nil, protocol.TypeTrackPublished, info)
+	pt := &published{f: f, info: info}
+	if !p.grants.CanPublish {
+		// Publishing was revoked while the offer was in flight: hold
+		// the track back until it is granted again.
+		p.withheld[info.ID] = pt
+		r.mu.Unlock()
+		p.log.Info("track withheld: publishing not granted", "track", info.ID)
+		return
+	}
+	subs := r.publishLocked(p, pt)
+	r.mu.Unlock()
+	r.flushPresence()
+	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.MimeType)
+	autoSubscribe(info, subs)
+}
+
+// publishLocked makes owner's track pt available to the room and returns
+// the participants to subscribe to it automatically. r.mu held.
+func (r *Room) publishLocked(owner *Participant, pt *published) []*Participant {
+	owner.tracks[pt.info.ID] = pt
+	r.broadcastLocked(nil, protocol.TypeTrackPublished, pt.info)
+	if pt.muted {
+		r.broadcastLocked(nil, protocol.TypeTrackMuted, protocol.TrackMuted{TrackID: pt.info.ID, ParticipantID: owner.id, Muted: true})
+	}
+	r.trackEventLocked(core.PresenceTrackPublished, owner, pt.info)
 	var subs []*Participant
 	for _, o := range r.participants {
-		if o != p && o.autoSubscribe && o.claims.Grants.CanSubscribe {
+		if o != owner && o.autoSubscribe && o.grants.CanSubscribe {
 			subs = append(subs, o)
 		}
 	}
-	r.mu.Unlock()
-	p.log.Info("track published", "track", info.ID, "kind", info.Kind, "codec", info.MimeType)
+	return subs
+}
+
+// autoSubscribe subscribes subs to track t, logging refusals.
+func autoSubscribe(t core.TrackInfo, subs []*Participant) {
 	for _, o := range subs {
-		if err := o.subscribe(context.Background(), info); err != nil {
-			o.log.Info("auto-subscribe refused", "track", info.ID, "err", err)
+		if err := o.subscribe(context.Background(), t); err != nil {
+			o.log.Info("auto-subscribe refused", "track", t.ID, "err", err)
 		}
 	}
 }
@@ -134,29 +163,47 @@ func (p *Participant) onTrack(f *sfu.Forwarder) {
 func (p *Participant) Unpublish(trackID string) error {
 	r := p.room
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	if pt := p.withheld[trackID]; pt != nil {
+		delete(p.withheld, trackID)
+		r.m.retired.add(pt.f.Stats())
+		r.mu.Unlock()
+		return nil
+	}
 	if p.tracks[trackID] == nil {
+		r.mu.Unlock()
 		return core.Errorf(core.CodeNotFound, "no published track %q", trackID)
 	}
 	r.unpublishLocked(p, trackID)
+	r.mu.Unlock()
+	r.flushPresence()
 	return nil
 }
 
-// unpublishLocked removes owner's track from every subscriber. r.mu held.
+// unpublishLocked removes owner's track from every subscriber and ends its
+// forwarding statistics. r.mu held.
 func (r *Room) unpublishLocked(owner *Participant, trackID string) {
-	if pt := owner.tracks[trackID]; pt != nil {
+	if pt := r.withdrawLocked(owner, trackID); pt != nil {
 		r.m.retired.add(pt.f.Stats())
+	}
+}
+
+// withdrawLocked takes owner's track off the room: subscribers lose it
+// and everyone is told. It returns the track, nil if it was not
+// published. r.mu held.
+func (r *Room) withdrawLocked(owner *Participant, trackID string) *published {
+	pt := owner.tracks[trackID]
+	if pt == nil {
+		return nil
 	}
 	delete(owner.tracks, trackID)
 	for _, o := range r.participants {
 		if o.subscribed[trackID] {
-			delete(o.subscribed, trackID)
-			if err := o.sub.Unsubscribe(trackID); err != nil {
-				o.log.Debug("unsubscribe", "track", trackID, "err", err)
-			}
+			o.unsubscribeLocked(trackID)
 		}
 	}
 	r.broadcastLocked(nil, protocol.TypeTrackUnpublished, protocol.TrackUnpublished{TrackID: trackID, ParticipantID: owner.id})
+	r.trackEventLocked(core.PresenceTrackUnpublished, owner, pt.info)
+	return pt
 }
 
 // subscribeAll subscribes to tracks, logging refusals.
@@ -170,24 +217,30 @@ func (p *Participant) subscribeAll(tracks []core.TrackInfo) {
 
 // subscribe asks the policy, then starts forwarding the track to p.
 func (p *Participant) subscribe(ctx context.Context, t core.TrackInfo) error {
-	if !p.claims.Grants.CanSubscribe || p.sub == nil {
-		return core.Errorf(core.CodeForbidden, "token does not grant subscribing")
+	r := p.room
+	r.mu.Lock()
+	claims, may := p.claimsLocked(), p.grants.CanSubscribe && p.sub != nil
+	r.mu.Unlock()
+	if !may {
+		return core.Errorf(core.CodeForbidden, "not allowed to subscribe")
 	}
 	if t.ParticipantID == p.id {
 		return core.Errorf(core.CodeBadRequest, "cannot subscribe to own track %q", t.ID)
 	}
-	dec, err := p.room.m.deps.Policy.Decide(ctx, core.PolicyRequest{
-		Action: core.ActionSubscribe, Room: p.room.name, ParticipantID: p.id, Claims: p.claims, Track: &t,
+	dec, err := r.m.deps.Policy.Decide(ctx, core.PolicyRequest{
+		Action: core.ActionSubscribe, Room: r.name, ParticipantID: p.id, Claims: claims, Track: &t,
 	})
 	if err := denial(dec, err, "subscribe"); err != nil {
 		return err
 	}
-	r := p.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	owner, pt := r.trackLocked(t.ID)
 	if pt == nil || p.left {
 		return core.Errorf(core.CodeNotFound, "track %q is gone", t.ID)
+	}
+	if !p.grants.CanSubscribe || p.sub == nil {
+		return core.Errorf(core.CodeForbidden, "not allowed to subscribe")
 	}
 	if p.subscribed[t.ID] {
 		return nil
@@ -226,10 +279,7 @@ func (p *Participant) Unsubscribe(trackIDs []string) error {
 			missing = append(missing, id)
 			continue
 		}
-		delete(p.subscribed, id)
-		if err := p.sub.Unsubscribe(id); err != nil {
-			p.log.Debug("unsubscribe", "track", id, "err", err)
-		}
+		p.unsubscribeLocked(id)
 	}
 	if len(missing) > 0 {
 		return core.Errorf(core.CodeNotFound, "not subscribed to %s", strings.Join(missing, ", "))
@@ -237,15 +287,24 @@ func (p *Participant) Unsubscribe(trackIDs []string) error {
 	return nil
 }
 
+// unsubscribeLocked stops forwarding track id to p. room.mu held.
+func (p *Participant) unsubscribeLocked(id string) {
+	delete(p.subscribed, id)
+	if err := p.sub.Unsubscribe(id); err != nil {
+		p.log.Debug("unsubscribe", "track", id, "err", err)
+	}
+}
+
 // SubAnswer applies the client's answer to the latest subscriber offer.
 func (p *Participant) SubAnswer(answer protocol.SDP) error {
-	if p.sub == nil {
-		return core.Errorf(core.CodeBadRequest, "no subscriber connection: token does not grant subscribing")
+	sub := p.subscriber()
+	if sub == nil {
+		return core.Errorf(core.CodeBadRequest, "no subscriber connection: subscribing is not granted")
 	}
 	if answer.Type != "answer" {
 		return core.Errorf(core.CodeInvalidSDP, "sub_answer needs an answer, got type %q", answer.Type)
 	}
-	return p.sub.SetAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.SDP})
+	return sub.SetAnswer(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer.SDP})
 }
 
 // Trickle adds a remote ICE candidate to one of the two connections.
@@ -261,10 +320,11 @@ func (p *Participant) Trickle(target string, c protocol.ICECandidate) error {
 		}
 		return wrapICE(pub.AddICECandidate(ic))
 	case protocol.TargetSubscriber:
-		if p.sub == nil {
+		sub := p.subscriber()
+		if sub == nil {
 			return core.Errorf(core.CodeBadRequest, "no subscriber connection")
 		}
-		return wrapICE(p.sub.AddICECandidate(ic))
+		return wrapICE(sub.AddICECandidate(ic))
 	default:
 		return core.Errorf(core.CodeBadRequest, "trickle target must be %q or %q, got %q", protocol.TargetPublisher, protocol.TargetSubscriber, target)
 	}
@@ -279,8 +339,8 @@ func wrapICE(err error) error {
 
 // Renegotiate makes the subscriber connection offer again, after a resume.
 func (p *Participant) Renegotiate() {
-	if p.sub != nil {
-		p.sub.Renegotiate()
+	if sub := p.subscriber(); sub != nil {
+		sub.Renegotiate()
 	}
 }
 

@@ -1,7 +1,6 @@
 package room
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
 	"sort"
@@ -16,60 +15,95 @@ import (
 )
 
 // Participant is one member of a room. Its methods are called from the
-// goroutine that owns its signaling session, and from media callbacks.
+// goroutine that owns its signaling session, from media callbacks and from
+// the server API (through the Manager).
 //
-// Mutable fields are guarded by the room's mutex, except sink (atomic) and
-// the publisher (pubMu-free: created once under the room's mutex).
+// Mutable fields are guarded by the room's mutex, except sink (atomic).
 type Participant struct {
 	id            string
-	claims        core.Claims
+	claims        core.Claims // as verified at join; grants below are current
 	room          *Room
 	autoSubscribe bool
 	maxBitrate    int
 	log           *slog.Logger
 	sink          atomic.Pointer[sinkBox]
 
-	sub *sfu.Subscriber // nil when the token does not grant subscribing
-
 	// guarded by room.mu
+	grants     core.Grants
+	sub        *sfu.Subscriber // nil until the participant may subscribe
 	pub        *sfu.Publisher
 	tracks     map[string]*published // by Parley track id
+	withheld   map[string]*published // tracks that arrived or stayed while publishing is not granted
 	subscribed map[string]bool       // Parley track ids
 	left       bool
 	joinedAt   time.Time
 	movedTo    string // where the client should join again, with ReasonMoved
+	detail     string // the operator's words on why it was removed, if any
 }
 
 type sinkBox struct{ s Sink }
 
 type published struct {
-	f    *sfu.Forwarder
-	info core.TrackInfo
+	f     *sfu.Forwarder
+	info  core.TrackInfo
+	muted bool // by the server API (MuteTrack)
 }
 
 func newParticipant(r *Room, c core.Claims, opts JoinOptions, maxBitrate int, sink Sink) (*Participant, error) {
 	p := &Participant{
-		id: core.NewID(core.PrefixParticipant), claims: c, room: r,
+		id: core.NewID(core.PrefixParticipant), claims: c, room: r, grants: c.Grants,
 		autoSubscribe: opts.AutoSubscribe, maxBitrate: maxBitrate,
-		tracks: make(map[string]*published), subscribed: make(map[string]bool),
-		joinedAt: time.Now(),
+		tracks: make(map[string]*published), withheld: make(map[string]*published),
+		subscribed: make(map[string]bool), joinedAt: time.Now(),
 	}
 	p.log = r.m.deps.Log.With("room", r.name, "participant", p.id, "identity", c.Identity)
 	p.sink.Store(&sinkBox{sink})
 	if c.Grants.CanSubscribe {
-		sub, err := r.m.deps.Engine.NewSubscriber(sfu.SubscriberHandlers{
-			OnICECandidate: func(ic *webrtc.ICECandidateInit) { p.sendCandidate(protocol.TargetSubscriber, ic) },
-			OnOffer: func(o webrtc.SessionDescription) {
-				p.send(protocol.TypeSubOffer, protocol.SubOffer{Offer: protocol.SDP{Type: o.Type.String(), SDP: o.SDP}})
-			},
-			OnState: p.onMediaState,
-		})
+		sub, err := p.newSubscriber()
 		if err != nil {
-			return nil, core.Errorf(core.CodeInternal, "create subscriber connection: %w", err)
+			return nil, err
 		}
 		p.sub = sub
 	}
 	return p, nil
+}
+
+// newSubscriber creates the participant's receiving connection.
+func (p *Participant) newSubscriber() (*sfu.Subscriber, error) {
+	sub, err := p.room.m.deps.Engine.NewSubscriber(sfu.SubscriberHandlers{
+		OnICECandidate: func(ic *webrtc.ICECandidateInit) { p.sendCandidate(protocol.TargetSubscriber, ic) },
+		OnOffer: func(o webrtc.SessionDescription) {
+			p.send(protocol.TypeSubOffer, protocol.SubOffer{Offer: protocol.SDP{Type: o.Type.String(), SDP: o.SDP}})
+		},
+		OnState: p.onMediaState,
+	})
+	if err != nil {
+		return nil, core.Errorf(core.CodeInternal, "create subscriber connection: %w", err)
+	}
+	return sub, nil
+}
+
+// subscriber returns the receiving connection, nil if there is none.
+func (p *Participant) subscriber() *sfu.Subscriber {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.sub
+}
+
+// Grants returns what the participant may do now: the token's grants as
+// narrowed by the policy at join, or as last set by the server API.
+func (p *Participant) Grants() core.Grants {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.grants
+}
+
+// claimsLocked returns the claims with the current grants, for policy
+// requests. room.mu held.
+func (p *Participant) claimsLocked() core.Claims {
+	c := p.claims
+	c.Grants = p.grants
+	return c
 }
 
 // ID returns the participant's id.
@@ -109,12 +143,16 @@ func (p *Participant) Info() protocol.ParticipantInfo {
 func (p *Participant) infoLocked() protocol.ParticipantInfo {
 	info := protocol.ParticipantInfo{
 		ID: p.id, Identity: p.claims.Identity, Name: p.claims.Name, Metadata: p.claims.Metadata,
-		Grants: p.claims.Grants, Tracks: make([]core.TrackInfo, 0, len(p.tracks)),
+		Grants: p.grants, Tracks: make([]core.TrackInfo, 0, len(p.tracks)),
 	}
 	for _, t := range p.tracks {
 		info.Tracks = append(info.Tracks, t.info)
+		if t.muted {
+			info.MutedTracks = append(info.MutedTracks, t.info.ID)
+		}
 	}
 	sort.Slice(info.Tracks, func(i, j int) bool { return info.Tracks[i].ID < info.Tracks[j].ID })
+	sort.Strings(info.MutedTracks)
 	return info
 }
 
@@ -123,21 +161,18 @@ func (p *Participant) Snapshot() protocol.RoomInfo { return p.room.snapshotFor(p
 
 // SendData delivers payload to the room, or to the participant with id to.
 func (p *Participant) SendData(to string, payload json.RawMessage) error {
-	if !p.claims.Grants.CanPublishData {
-		return core.Errorf(core.CodeForbidden, "token does not grant sending data")
-	}
-	if max := p.room.m.cfg.MaxDataPayload; len(payload) > max {
-		return core.Errorf(core.CodeBadRequest, "data payload of %d bytes exceeds %d", len(payload), max)
-	}
-	if len(payload) == 0 || !json.Valid(payload) {
-		return core.Errorf(core.CodeBadRequest, "data payload must be a JSON value")
+	r := p.room
+	if err := r.m.checkPayload(payload); err != nil {
+		return err
 	}
 	ev := protocol.DataEvent{From: p.id, FromIdentity: p.claims.Identity, To: to, Payload: payload}
-	r := p.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.left {
 		return core.ErrSessionExpired
+	}
+	if !p.grants.CanPublishData {
+		return core.Errorf(core.CodeForbidden, "not allowed to send data")
 	}
 	if to == "" {
 		r.broadcastLocked(p, protocol.TypeData, ev)
@@ -162,17 +197,25 @@ func (p *Participant) Leave(reason string) {
 		return
 	}
 	p.left = true
+	for _, id := range sortedKeys(p.tracks) {
+		r.unpublishLocked(p, id)
+	}
+	for _, pt := range p.withheld {
+		r.m.retired.add(pt.f.Stats())
+	}
+	clear(p.withheld)
 	delete(r.participants, p.id)
 	if r.byIdentity[p.claims.Identity] == p {
 		delete(r.byIdentity, p.claims.Identity)
 	}
-	for id := range p.tracks {
-		r.unpublishLocked(p, id)
-	}
 	r.broadcastLocked(p, protocol.TypeParticipantLeft, protocol.ParticipantLeft{
 		ParticipantID: p.id, Identity: p.claims.Identity, Reason: reason,
 	})
+	r.participantEventLocked(core.PresenceLeft, p, reason)
 	empty := len(r.participants) == 0
+	if empty && r.removed {
+		r.finishLocked()
+	}
 	r.mu.Unlock()
 
 	if b := p.sink.Load(); b != nil && b.s != nil {
@@ -180,13 +223,27 @@ func (p *Participant) Leave(reason string) {
 	}
 	p.closeMedia()
 	p.log.Info("participant left", "reason", reason, "duration", time.Since(p.joinedAt).Round(time.Millisecond))
-	r.m.deps.Presence.Presence(context.Background(), core.PresenceEvent{
-		Kind: core.PresenceLeft, Room: r.name, Identity: p.claims.Identity, ParticipantID: p.id,
-		Node: r.m.cfg.NodeID, Metadata: p.claims.Metadata, At: time.Now(), Reason: reason,
-	})
+	r.flushPresence()
 	if empty {
 		r.m.roomEmptied(r)
 	}
+}
+
+// remove makes the participant leave for reason, with the operator's
+// detail for its client.
+func (p *Participant) remove(reason, detail string) {
+	p.room.mu.Lock()
+	p.detail = detail
+	p.room.mu.Unlock()
+	p.Leave(reason)
+}
+
+// RemovalDetail returns the operator's words on why the participant was
+// removed (RemoveParticipant, CloseRoom), "" if none were given.
+func (p *Participant) RemovalDetail() string {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.detail
 }
 
 // moveTo removes the participant with ReasonMoved, telling its client to
@@ -215,15 +272,15 @@ func (p *Participant) Left() bool {
 
 func (p *Participant) closeMedia() {
 	p.room.mu.Lock()
-	pub := p.pub
+	pub, sub := p.pub, p.sub
 	p.room.mu.Unlock()
 	if pub != nil {
 		if err := pub.Close(); err != nil {
 			p.log.Debug("close publisher", "err", err)
 		}
 	}
-	if p.sub != nil {
-		if err := p.sub.Close(); err != nil {
+	if sub != nil {
+		if err := sub.Close(); err != nil {
 			p.log.Debug("close subscriber", "err", err)
 		}
 	}

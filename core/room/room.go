@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/core/protocol"
@@ -11,12 +12,16 @@ import (
 
 // Room is one room's participants and published tracks.
 //
-// Lock order: Room.mu before Participant.mu. Sinks are called with Room.mu
-// held and never block.
+// Lock order: Manager.mu before Room.mu. Sinks are called with Room.mu
+// held and never block. Room.deliver is taken without other locks held.
 type Room struct {
 	name string
 	m    *Manager
-	pins int // guarded by m.mu: joins in progress
+
+	// guarded by m.mu
+	pins       int         // joins and creations in progress
+	keep       bool        // made by CreateRoom: stays while empty until emptyTimer fires
+	emptyTimer *time.Timer // runs while a kept room is empty
 
 	// Cluster placement (see cluster.go). epoch is written once, by the
 	// claim, before claimed is set.
@@ -30,6 +35,15 @@ type Room struct {
 	mu           sync.Mutex
 	participants map[string]*Participant // by participant id
 	byIdentity   map[string]*Participant
+	opts         RoomOptions // normalized (see RoomOptions.normalize)
+	created      time.Time   // when it started
+	started      bool        // room_started queued: it has had a participant or was created
+	finished     bool        // room_finished queued
+	removed      bool        // no longer in the manager's map
+	ending       string      // why the room finishes, once that is decided; it admits no one then
+	presence     []core.PresenceEvent
+
+	deliver sync.Mutex // serializes flushPresence
 }
 
 func newRoom(name string, m *Manager) *Room {
@@ -37,6 +51,7 @@ func newRoom(name string, m *Manager) *Room {
 		name: name, m: m,
 		participants: make(map[string]*Participant),
 		byIdentity:   make(map[string]*Participant),
+		opts:         RoomOptions{}.normalize(m.cfg),
 	}
 }
 
@@ -72,6 +87,15 @@ func (r *Room) summary() RoomSummary {
 	return s
 }
 
+// closedErrLocked is the error for a join of a room that admits no one.
+// r.mu held.
+func (r *Room) closedErrLocked() error {
+	if r.ending != "" || r.removed {
+		return core.Errorf(core.CodeUnavailable, "room %q is closing; join again", r.name)
+	}
+	return nil
+}
+
 // admit adds a participant. A participant already present with the same
 // identity is replaced: it leaves with ReasonReplaced.
 func (r *Room) admit(c core.Claims, opts JoinOptions, maxBitrate int, sink Sink) (*Participant, error) {
@@ -84,11 +108,14 @@ func (r *Room) admit(c core.Claims, opts JoinOptions, maxBitrate int, sink Sink)
 	if old != nil {
 		n--
 	}
-	if n >= r.m.cfg.MaxParticipants {
-		r.mu.Unlock()
-		return nil, core.Errorf(core.CodeRoomFull, "room %q is full (%d participants)", r.name, n)
+	err := r.closedErrLocked()
+	if err == nil && n >= r.opts.MaxParticipants {
+		err = core.Errorf(core.CodeRoomFull, "room %q is full (%d participants)", r.name, n)
 	}
 	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	if old != nil {
 		old.Leave(ReasonReplaced)
 	}
@@ -97,13 +124,20 @@ func (r *Room) admit(c core.Claims, opts JoinOptions, maxBitrate int, sink Sink)
 		return nil, err
 	}
 	r.mu.Lock()
-	if len(r.participants) >= r.m.cfg.MaxParticipants || r.byIdentity[c.Identity] != nil {
+	if err := r.closedErrLocked(); err != nil {
+		r.mu.Unlock()
+		p.closeMedia()
+		return nil, err
+	}
+	if len(r.participants) >= r.opts.MaxParticipants || r.byIdentity[c.Identity] != nil {
 		r.mu.Unlock()
 		p.closeMedia()
 		return nil, core.Errorf(core.CodeRoomFull, "room %q is full", r.name)
 	}
+	r.startLocked()
 	r.participants[p.id] = p
 	r.byIdentity[c.Identity] = p
+	r.participantEventLocked(core.PresenceJoined, p, "")
 	info := p.infoLocked()
 	for _, o := range r.participants {
 		if o != p {
@@ -112,13 +146,14 @@ func (r *Room) admit(c core.Claims, opts JoinOptions, maxBitrate int, sink Sink)
 	}
 	wanted := r.tracksFor(p)
 	r.mu.Unlock()
+	r.flushPresence()
 	p.subscribeAll(wanted)
 	return p, nil
 }
 
 // tracksFor lists the tracks p subscribes to automatically. r.mu held.
 func (r *Room) tracksFor(p *Participant) []core.TrackInfo {
-	if !p.autoSubscribe || !p.claims.Grants.CanSubscribe {
+	if !p.autoSubscribe || !p.grants.CanSubscribe {
 		return nil
 	}
 	var out []core.TrackInfo
@@ -166,4 +201,15 @@ func (r *Room) broadcastLocked(skip *Participant, typ string, data any) {
 			o.send(typ, data)
 		}
 	}
+}
+
+// sortedKeys returns the keys of m in order, for a deterministic event
+// order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -1,5 +1,7 @@
 package room
 
+import "github.com/parleyhq/parley/core/protocol"
+
 // Sink receives the events the room pushes to one participant (the protocol
 // event types of core/protocol with their payloads). The signaling session
 // implements it.
@@ -19,12 +21,22 @@ type Sink interface {
 const (
 	ReasonLeave        = "leave"
 	ReasonDisconnected = "disconnected"
-	ReasonReplaced     = "replaced"
-	ReasonKicked       = "kicked"
+	ReasonReplaced     = protocol.ReasonReplaced
+	ReasonKicked       = protocol.ReasonKicked // RemoveParticipant
+	// ReasonRoomClosed: CloseRoom removed everyone.
+	ReasonRoomClosed = protocol.ReasonRoomClosed
 	ReasonShutdown     = "shutdown"
 	ReasonMediaFailed  = "media_failed"
 	// ReasonMoved: the room left this node of the cluster (the node
 	// drains, or the cluster gave the room to another node); the client
 	// is told where to join again (Participant.MovedTo).
 	ReasonMoved = "moved"
+)
+
+// Reasons a room finishes, in room_finished presence events.
+const (
+	FinishEmpty    = "empty"    // its last participant left (or a created room's empty timeout passed)
+	FinishClosed   = "closed"   // CloseRoom
+	FinishShutdown = "shutdown" // the node stopped (Manager.Close)
+	FinishMoved    = "moved"    // the room left this node of the cluster (drain, eviction)
 )

@@ -62,6 +62,12 @@ type Forwarder struct {
 
 	packets, bytes, keyframeRequests, nacksServed, pausedDrops atomic.Uint64
 	fanout                                                     atomic.Uint64 // packets offered to down tracks
+
+	// muted stops the fan-out (server-side mute); wasMuted, owned by the
+	// read goroutine, remembers it so the first packet after an unmute
+	// restarts every down track cleanly.
+	muted    atomic.Bool
+	wasMuted bool
 }
 
 // forwarderParams describe a forwarder to create.
@@ -129,6 +135,20 @@ func (f *Forwarder) RequestKeyframe() {
 	default: // a request is already pending
 	}
 }
+
+// SetMuted stops (true) or resumes (false) forwarding the track to every
+// subscriber. Packets keep arriving, being cached and counted; while
+// muted none is written to a down track. On resume each down track
+// continues its sequence numbers without a gap and, for video, waits for
+// a keyframe, which SetMuted requests. Safe for concurrent use.
+func (f *Forwarder) SetMuted(muted bool) {
+	if f.muted.Swap(muted) && !muted {
+		f.RequestKeyframe()
+	}
+}
+
+// Muted reports whether forwarding is stopped by SetMuted.
+func (f *Forwarder) Muted() bool { return f.muted.Load() }
 
 // Bitrate returns the moving estimate of the incoming bitrate in bits/s, 0
 // when no media arrived recently.
@@ -288,6 +308,14 @@ func (f *Forwarder) forward(pkt []byte) {
 	payload := stored[n:end]
 	key := f.codecKind != codecOther && isKeyframe(f.codecKind, payload)
 	dts := *f.downTracks.Load()
+	if f.muted.Load() {
+		f.wasMuted = true
+		return
+	}
+	if f.wasMuted {
+		f.wasMuted = false
+		f.restart(dts)
+	}
 	f.fanout.Add(uint64(len(dts)))
 	if len(dts) < 2 || f.batch == nil {
 		for _, d := range dts {
@@ -300,6 +328,18 @@ func (f *Forwarder) forward(pkt []byte) {
 		d.writeRTP(&f.hdr, payload, key)
 	}
 	f.batch.end()
+}
+
+// restart makes every down track start a new sequence epoch (no gap for
+// the packets dropped while muted) and, for video, wait for a keyframe.
+// Runs on the read goroutine.
+func (f *Forwarder) restart(dts []*downTrack) {
+	for _, d := range dts {
+		d.resync = true
+		if f.kind == webrtc.RTPCodecTypeVideo {
+			d.state.CompareAndSwap(stateActive, stateResuming)
+		}
+	}
 }
 
 // measure updates the incoming bitrate estimate with a packet of n bytes.

@@ -160,11 +160,18 @@ func (c *connection) enqueue(msg []byte) {
 // closeWith sends a closing event carrying err's code and closes the
 // connection once everything queued before it has been written.
 func (c *connection) closeWith(err error, reason string) {
-	ev, _ := protocol.Event(protocol.TypeClosing, protocol.Closing{Reason: err.Error(), Code: core.CodeOf(err)})
+	ev := protocol.Closing{Reason: err.Error(), Code: core.CodeOf(err)}
 	var ce *core.Error
 	if errors.As(err, &ce) {
-		ev, _ = protocol.Event(protocol.TypeClosing, protocol.Closing{Reason: ce.Message, Code: ce.Code, URL: ce.URL})
+		ev = protocol.Closing{Reason: ce.Message, Code: ce.Code, URL: ce.URL}
 	}
+	c.closeWithEvent(ev, reason)
+}
+
+// closeWithEvent sends the closing event ev and closes the connection once
+// everything queued before it has been written.
+func (c *connection) closeWithEvent(closing protocol.Closing, reason string) {
+	ev, _ := protocol.Event(protocol.TypeClosing, closing)
 	c.enqueue(ev)
 	select {
 	case <-c.done:

@@ -165,5 +165,9 @@ func (ss *session) Removed(reason string) {
 		c.closeWith(&core.Error{Code: core.CodeRedirect, Message: "the room moved to another node: join again", URL: p.MovedTo()}, reason)
 		return
 	}
-	c.closeWith(core.Errorf(core.CodeSessionExpired, "removed from room: %s", reason), reason)
+	ev := protocol.Closing{Reason: reason, Code: core.CodeSessionExpired}
+	if p != nil {
+		ev.Detail = p.RemovalDetail()
+	}
+	c.closeWithEvent(ev, reason)
 }
