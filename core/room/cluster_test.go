@@ -38,7 +38,7 @@ func newFakeCluster() *fakeCluster {
 
 func (f *fakeCluster) LocalNode() string { return f.local }
 
-func (f *fakeCluster) ClaimRoom(_ context.Context, room, _ string) (core.RoomClaim, error) {
+func (f *fakeCluster) ClaimRoom(_ context.Context, room, metadata string) (core.RoomClaim, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.claims++
@@ -49,7 +49,7 @@ func (f *fakeCluster) ClaimRoom(_ context.Context, room, _ string) (core.RoomCla
 		return c, nil
 	}
 	f.next++
-	c := core.RoomClaim{Room: room, Owner: f.local, OwnerURL: f.nodes[f.local].PublicURL, Epoch: f.next}
+	c := core.RoomClaim{Room: room, Owner: f.local, OwnerURL: f.nodes[f.local].PublicURL, Epoch: f.next, Metadata: metadata}
 	f.rooms[room] = c
 	return c, nil
 }
@@ -266,5 +266,32 @@ func TestDrainHandsRoomsOver(t *testing.T) {
 	}
 	if !errors.Is(err, &core.Error{Code: core.CodeRedirect}) {
 		t.Fatalf("not a redirect: %v", err)
+	}
+}
+
+// A created room is claimed in the cluster while empty, with its
+// metadata, and released when closed; another node's room is a redirect.
+func TestCreateRoomClaims(t *testing.T) {
+	fc := newFakeCluster()
+	m := newClusterManager(t, fc)
+	if _, err := m.CreateRoom(t.Context(), "r", RoomOptions{Metadata: "meta"}); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := fc.Room("r"); !ok || c.Owner != "a" || c.Metadata != "meta" {
+		t.Fatalf("created room not claimed: %+v %v", c, ok)
+	}
+	if got := m.ClaimedRooms(); got["r"] == 0 {
+		t.Fatalf("claimed rooms %v", got)
+	}
+	if err := m.CloseRoom(t.Context(), "r", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitRelease(t, fc)
+	if _, ok := fc.Room("r"); ok {
+		t.Fatal("closed room still claimed")
+	}
+	fc.rooms["b-room"] = core.RoomClaim{Room: "b-room", Owner: "b", Epoch: 9}
+	if _, err := m.CreateRoom(t.Context(), "b-room", RoomOptions{}); core.RedirectURL(err) != "ws://b/v1/signal" {
+		t.Fatalf("creating b's room: %v", err)
 	}
 }

@@ -194,16 +194,16 @@ func (m *Manager) armEmptyTimerLocked(r *Room) {
 	r.mu.Lock()
 	timeout := r.opts.EmptyTimeout
 	r.mu.Unlock()
-	var t *time.Timer
-	t = time.AfterFunc(timeout, func() { m.emptyTimeout(r, t) })
-	r.emptyTimer = t
+	r.emptyGen++
+	gen := r.emptyGen
+	r.emptyTimer = time.AfterFunc(timeout, func() { m.emptyTimeout(r, gen) })
 }
 
-// emptyTimeout removes a created room whose empty timer t fired, if it is
-// still empty and t still its timer.
-func (m *Manager) emptyTimeout(r *Room, t *time.Timer) {
+// emptyTimeout removes a created room whose empty timer of generation gen
+// fired, if it is still empty and that timer is still its latest.
+func (m *Manager) emptyTimeout(r *Room, gen uint64) {
 	m.mu.Lock()
-	if r.emptyTimer != t || m.rooms[r.name] != r {
+	if r.emptyGen != gen || r.emptyTimer == nil || m.rooms[r.name] != r {
 		m.mu.Unlock()
 		return
 	}

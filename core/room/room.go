@@ -22,6 +22,7 @@ type Room struct {
 	pins       int         // joins and creations in progress
 	keep       bool        // made by CreateRoom: stays while empty until emptyTimer fires
 	emptyTimer *time.Timer // runs while a kept room is empty
+	emptyGen   uint64      // counts emptyTimer starts
 
 	// Cluster placement (see cluster.go). epoch is written once, by the
 	// claim, before claimed is set.
