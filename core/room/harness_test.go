@@ -111,7 +111,7 @@ type testPeer struct {
 	ready    chan struct{} // closed once p is set
 	work     chan func()   // media signaling, applied in order
 	stop     chan struct{}
-	worker   chan struct{} // closed when run returns
+	worker   chan struct{}  // closed when run returns
 	wg       sync.WaitGroup // media goroutines
 
 	mu      sync.Mutex
@@ -120,7 +120,7 @@ type testPeer struct {
 	pub     *webrtc.PeerConnection
 	sub     *webrtc.PeerConnection
 	pending map[string][]webrtc.ICECandidateInit // server candidates before the remote description, by target
-	recv    map[string]*atomic.Int64              // packets received, by Parley track id
+	recv    map[string]*atomic.Int64             // packets received, by Parley track id
 	plis    atomic.Int64
 }
 

@@ -243,4 +243,3 @@ func TestDrainSingleNode(t *testing.T) {
 		t.Fatalf("presence after the drain: %v", got)
 	}
 }
-

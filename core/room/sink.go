@@ -24,9 +24,9 @@ const (
 	ReasonReplaced     = protocol.ReasonReplaced
 	ReasonKicked       = protocol.ReasonKicked // RemoveParticipant
 	// ReasonRoomClosed: CloseRoom removed everyone.
-	ReasonRoomClosed = protocol.ReasonRoomClosed
-	ReasonShutdown     = "shutdown"
-	ReasonMediaFailed  = "media_failed"
+	ReasonRoomClosed  = protocol.ReasonRoomClosed
+	ReasonShutdown    = "shutdown"
+	ReasonMediaFailed = "media_failed"
 	// ReasonMoved: the room left this node of the cluster (the node
 	// drains, or the cluster gave the room to another node); the client
 	// is told where to join again (Participant.MovedTo).
