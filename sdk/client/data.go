@@ -8,9 +8,12 @@ import (
 	"github.com/parleyhq/parley/core/protocol"
 )
 
-// DataMessage is a data message received from another participant.
+// DataMessage is a data message received from another participant or
+// from the server.
 type DataMessage struct {
-	// From is the sender's participant id.
+	// From is the sender's participant id, or "server"
+	// (protocol.ServerSender) for a message the server API sent; see
+	// FromServer.
 	From string
 	// FromIdentity is the sender's identity.
 	FromIdentity string
@@ -20,6 +23,10 @@ type DataMessage struct {
 	// Payload is the JSON value sent.
 	Payload json.RawMessage
 }
+
+// FromServer reports whether the server (its API), not a participant,
+// sent the message.
+func (m DataMessage) FromServer() bool { return m.From == protocol.ServerSender }
 
 // Decode unmarshals the payload into v.
 func (m DataMessage) Decode(v any) error {

@@ -61,8 +61,32 @@ var (
 
 // serverClosedError is the close reason for a closing event.
 func serverClosedError(ev protocol.Closing) error {
+	err := fmt.Errorf("%w: %s", ErrServerClosed, ev.Reason)
 	if ev.Code != "" {
-		return fmt.Errorf("%w: %w", ErrServerClosed, &core.Error{Code: ev.Code, Message: ev.Reason})
+		err = fmt.Errorf("%w: %w", ErrServerClosed, &core.Error{Code: ev.Code, Message: ev.Reason})
 	}
-	return fmt.Errorf("%w: %s", ErrServerClosed, ev.Reason)
+	return &closedError{ev: ev, err: err}
+}
+
+// closedError carries the closing event that ended a session.
+type closedError struct {
+	ev  protocol.Closing
+	err error
+}
+
+func (e *closedError) Error() string { return e.err.Error() }
+func (e *closedError) Unwrap() error { return e.err }
+
+// ServerClosing returns the closing event behind err (a close reason
+// matching ErrServerClosed, as OnClose and Err report it), so a caller can
+// tell why it was removed: Reason is "kicked" (the server API removed the
+// participant), "room_closed" (the server API closed the room) or
+// "replaced" (the same identity joined elsewhere) when Code is
+// session_expired, and Detail carries the operator's words, if any.
+func ServerClosing(err error) (Closing, bool) {
+	var ce *closedError
+	if errors.As(err, &ce) {
+		return ce.ev, true
+	}
+	return Closing{}, false
 }

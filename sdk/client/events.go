@@ -13,6 +13,8 @@ type handlers struct {
 	onTrackPublished   func(TrackInfo)
 	onTrackUnpublished func(TrackInfo)
 	onData             func(DataMessage)
+	onPermissions      func(core.Grants)
+	onTrackMuted       func(TrackMuted)
 	onState            func(State)
 	onReconnect        func()
 	onClose            func(error)
@@ -57,6 +59,24 @@ func (c *Client) OnTrackUnpublished(f func(TrackInfo)) {
 // OnData sets the callback for data messages sent to the room or to this
 // participant.
 func (c *Client) OnData(f func(DataMessage)) { c.setHandler(func(h *handlers) { h.onData = f }) }
+
+// OnPermissions sets the callback for a change of what this participant
+// may do, made by the server API. What was revoked has taken effect: the
+// server unpublished this client's tracks (no CanPublish; they are
+// published again when it is granted back, while the local tracks keep
+// sending), dropped its subscriptions (no CanSubscribe) or refuses its
+// data messages (no CanPublishData). LocalParticipant().Grants is updated
+// before the callback runs.
+func (c *Client) OnPermissions(f func(core.Grants)) {
+	c.setHandler(func(h *handlers) { h.onPermissions = f })
+}
+
+// OnTrackMuted sets the callback for a track the server muted (no media is
+// forwarded) or unmuted, this client's own tracks included.
+// Participant.MutedTracks reflects it before the callback runs.
+func (c *Client) OnTrackMuted(f func(TrackMuted)) {
+	c.setHandler(func(h *handlers) { h.onTrackMuted = f })
+}
 
 // OnStateChange sets the callback for connection state changes.
 func (c *Client) OnStateChange(f func(State)) { c.setHandler(func(h *handlers) { h.onState = f }) }
@@ -119,6 +139,10 @@ func (c *Client) onEvent(msg protocol.Message) {
 		err = c.onTrackUnpublished(&msg)
 	case protocol.TypeData:
 		err = c.onDataEvent(&msg)
+	case protocol.TypePermissions:
+		err = c.onPermissions(&msg)
+	case protocol.TypeTrackMuted:
+		err = c.onTrackMuted(&msg)
 	case protocol.TypeClosing:
 		err = c.onClosing(&msg)
 	default:
@@ -210,6 +234,38 @@ func (c *Client) onTrackUnpublished(msg *protocol.Message) error {
 	if known {
 		c.emitTracksGone([]core.TrackInfo{t})
 	}
+	return nil
+}
+
+func (c *Client) onPermissions(msg *protocol.Message) error {
+	var ev protocol.Permissions
+	if err := protocol.DecodeDataLenient(msg, &ev); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.room.self.Grants = ev.Grants
+	c.mu.Unlock()
+	c.emit(func(h *handlers) {
+		if h.onPermissions != nil {
+			h.onPermissions(ev.Grants)
+		}
+	})
+	return nil
+}
+
+func (c *Client) onTrackMuted(msg *protocol.Message) error {
+	var ev protocol.TrackMuted
+	if err := protocol.DecodeDataLenient(msg, &ev); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.room.setMuted(ev.TrackID, ev.Muted)
+	c.mu.Unlock()
+	c.emit(func(h *handlers) {
+		if h.onTrackMuted != nil {
+			h.onTrackMuted(ev)
+		}
+	})
 	return nil
 }
 

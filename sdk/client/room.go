@@ -15,12 +15,24 @@ type roomState struct {
 	others map[string]protocol.ParticipantInfo
 	// tracks holds every known track by Parley id, own tracks included.
 	tracks map[string]core.TrackInfo
+	// muted holds the ids of known tracks the server muted.
+	muted map[string]bool
 }
 
 func newRoomState() roomState {
 	return roomState{
 		others: make(map[string]protocol.ParticipantInfo),
 		tracks: make(map[string]core.TrackInfo),
+		muted:  make(map[string]bool),
+	}
+}
+
+// setMuted records a track's server-side mute state.
+func (r *roomState) setMuted(id string, muted bool) {
+	if muted {
+		r.muted[id] = true
+	} else {
+		delete(r.muted, id)
 	}
 }
 
@@ -28,9 +40,12 @@ func newRoomState() roomState {
 func roomFromSnapshot(resp *protocol.JoinResponse) roomState {
 	r := newRoomState()
 	r.self = resp.Participant
-	r.self.Tracks = nil
+	r.self.Tracks, r.self.MutedTracks = nil, nil
 	for _, t := range resp.Participant.Tracks {
 		r.tracks[t.ID] = t
+	}
+	for _, id := range resp.Participant.MutedTracks {
+		r.muted[id] = true
 	}
 	for _, p := range resp.Room.Participants {
 		if p.ID == r.self.ID {
@@ -40,6 +55,9 @@ func roomFromSnapshot(resp *protocol.JoinResponse) roomState {
 		for _, t := range p.Tracks {
 			r.tracks[t.ID] = t
 		}
+		for _, id := range p.MutedTracks {
+			r.muted[id] = true
+		}
 	}
 	return r
 }
@@ -47,7 +65,7 @@ func roomFromSnapshot(resp *protocol.JoinResponse) roomState {
 // addParticipant records p (without its tracks). It reports whether p is new.
 func (r *roomState) addParticipant(p protocol.ParticipantInfo) bool {
 	_, known := r.others[p.ID]
-	p.Tracks = nil
+	p.Tracks, p.MutedTracks = nil, nil
 	r.others[p.ID] = p
 	return !known
 }
@@ -63,6 +81,7 @@ func (r *roomState) removeParticipant(id string) (protocol.ParticipantInfo, []co
 	gone := r.tracksOf(id)
 	for _, t := range gone {
 		delete(r.tracks, t.ID)
+		delete(r.muted, t.ID)
 	}
 	p.Tracks = gone
 	return p, gone, true
@@ -79,6 +98,7 @@ func (r *roomState) addTrack(t core.TrackInfo) bool {
 func (r *roomState) removeTrack(id string) (core.TrackInfo, bool) {
 	t, ok := r.tracks[id]
 	delete(r.tracks, id)
+	delete(r.muted, id)
 	return t, ok
 }
 
@@ -96,14 +116,17 @@ func (r *roomState) tracksOf(participantID string) []core.TrackInfo {
 
 // participant returns the participant with id, with its tracks.
 func (r *roomState) participant(id string) (protocol.ParticipantInfo, bool) {
-	if id == r.self.ID && id != "" {
-		p := r.self
-		p.Tracks = r.tracksOf(id)
-		return p, true
-	}
 	p, ok := r.others[id]
+	if id == r.self.ID && id != "" {
+		p, ok = r.self, true
+	}
 	if ok {
 		p.Tracks = r.tracksOf(id)
+		for _, t := range p.Tracks {
+			if r.muted[t.ID] {
+				p.MutedTracks = append(p.MutedTracks, t.ID)
+			}
+		}
 	}
 	return p, ok
 }

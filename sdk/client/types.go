@@ -14,6 +14,15 @@ type Participant = protocol.ParticipantInfo
 // protocol.ParticipantLeft.
 type ParticipantLeft = protocol.ParticipantLeft
 
+// TrackMuted reports that the server muted or unmuted a track (its media
+// stops or resumes). It is the wire type protocol.TrackMuted.
+type TrackMuted = protocol.TrackMuted
+
+// Closing is the event a server sends before it ends the connection: a
+// reason, a code and, for a removal by the server API, the operator's
+// detail. It is the wire type protocol.Closing; see ServerClosing.
+type Closing = protocol.Closing
+
 // TrackInfo describes a published track: Parley id, the publisher's own
 // track id, participant id and identity, kind and MIME type. It is
 // core.TrackInfo.
