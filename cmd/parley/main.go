@@ -3,7 +3,9 @@
 // Usage:
 //
 //	parley [serve] [flags]     run a node (the default command)
+//	parley serve --info        print what serve would run with, without serving
 //	parley config [flags]      print the effective configuration and paths
+//	parley info [flags]        print a running node's version, addresses, role, plugins
 //	parley token [flags]       mint a development client token
 //	parley cluster init|status|remove|drain|recover   cluster tools
 //	parley version             print the version
@@ -37,6 +39,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run a node (default)", runServe},
 		{"config", "print the effective configuration and the data/config paths", runConfig},
+		{"info", "print a running node's version, id, addresses, data dir, cluster role, plugins, uptime", runInfo},
 		{"token", "mint a development client token for --room and --identity", runToken},
 		{"plugins", "list, load, unload or reload a running node's plugins", runPlugins},
 		{"plugin", "plugin author tools: 'plugin test PLUGIN.wasm --hook join --input req.json'", runPluginTest},

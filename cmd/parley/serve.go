@@ -5,30 +5,67 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"flag"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/parleyhq/parley/cmd/internal/node"
 )
 
-// shutdownTimeout bounds a graceful stop.
-const shutdownTimeout = 15 * time.Second
+// defaultDrainTimeout bounds a graceful stop unless --drain-timeout says
+// otherwise.
+const defaultDrainTimeout = 30 * time.Second
 
-func runServe(args []string, stdout, stderr io.Writer) error {
-	s := newSettings()
-	fs := newFlagSet("serve", "Run a Parley node. With no settings it serves a working local node on 127.0.0.1:7070.", stderr)
+// serveFlags binds the flags of serve to s; info is --info.
+func serveFlags(s *settings, out io.Writer) (fs *flag.FlagSet, info *bool) {
+	fs = newFlagSet("serve", "Run a Parley node. With no settings it serves a working local node on 127.0.0.1:7070.", out)
 	s.bindServe(fs)
+	info = fs.Bool("info", false, "print what the node would run with (resolved settings, ports, data paths, plugins) and exit without serving")
+	return fs, info
+}
+
+// loadServe gathers and checks serve's settings from args, the config
+// file and the environment: at start and again on SIGHUP.
+func loadServe(args []string, out io.Writer) (*settings, bool, error) {
+	s := newSettings()
+	fs, info := serveFlags(s, out)
 	if err := s.load(fs, args); err != nil {
-		return err
+		return nil, false, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return nil, false, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	log, err := s.logger()
+	return s, *info, s.validateServe()
+}
+
+// validateServe reports every invalid setting of serve.
+func (s *settings) validateServe() error {
+	var errs []error
+	if _, err := s.parseLogSpec(); err != nil {
+		errs = append(errs, err)
+	}
+	if s.logFormat != "text" && s.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("log-format must be text or json, got %q", s.logFormat))
+	}
+	if s.drain <= 0 {
+		errs = append(errs, fmt.Errorf("drain-timeout must be positive, got %s", s.drain))
+	}
+	if err := s.node.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func runServe(args []string, stdout, stderr io.Writer) error {
+	s, info, err := loadServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	if info {
+		return printServeInfo(s, stdout)
+	}
+	log, levels, err := s.logger()
 	if err != nil {
 		return err
 	}
@@ -51,70 +88,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if s.node.Dev {
 		fmt.Fprintf(stdout, "  dev:     tokens at %s/v1/dev/token?room=demo&identity=alice\n", n.URL())
 	}
-	fmt.Fprintf(stdout, "Mint a token: parley token --room demo --identity alice. Stop with Ctrl-C.\n")
-	why := waitForStop(n, log)
-	if why == stopDrain {
-		log.Info("SIGTERM: draining the node out of its cluster", "timeout", drainTimeout)
-		dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-		if err := n.Drain(dctx); err != nil {
-			log.Error("drain failed; stopping without leaving the cluster", "err", err)
-		}
-		cancel()
-	}
-	log.Info("shutting down", "timeout", shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err = n.Shutdown(sctx)
-	if why == stopFatal {
-		return errors.Join(errors.New("the cluster replica failed (its log writes stalled); restart the node"), err)
-	}
-	return err
-}
-
-// Why a node stops.
-const (
-	stopPlain = iota // SIGINT, SIGTERM on a single node, a drain already done
-	stopDrain        // SIGTERM on a clustered node: drain first
-	stopFatal        // the cluster replica failed: exit non-zero
-)
-
-// drainTimeout bounds the drain SIGTERM starts on a clustered node.
-const drainTimeout = 20 * time.Second
-
-// waitForStop serves signals until the node is to stop: SIGINT stops it,
-// SIGTERM drains a clustered node first (it reports true then), SIGHUP
-// reloads the plugins; a fatal cluster replica or a drain through the
-// admin API stop it too.
-func waitForStop(n *node.Node, log *slog.Logger) int {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	for {
-		select {
-		case <-n.Fatal():
-			log.Error("the cluster replica failed; stopping so that a supervisor restarts the node")
-			return stopFatal
-		case <-n.Drained():
-			log.Info("drained through the admin API; stopping")
-			return stopPlain
-		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGHUP:
-				if n.PluginDir() == "" && !n.Clustered() {
-					log.Info("SIGHUP: no plugin directory to reload")
-					continue
-				}
-				ch, err := n.ReloadPlugins(context.Background())
-				log.Info("SIGHUP: plugins reloaded", "loaded", ch.Loaded, "replaced", ch.Replaced, "unloaded", ch.Unloaded, "err", err)
-				continue
-			case syscall.SIGTERM:
-				if n.Clustered() {
-					return stopDrain
-				}
-			}
-			return stopPlain
-		}
-	}
+	fmt.Fprintf(stdout, "Mint a token: parley token --room demo --identity alice. Node info: parley info. Stop with Ctrl-C.\n")
+	sv := &server{n: n, log: log, levels: levels, cur: s, args: args, exit: os.Exit}
+	return sv.run()
 }
 
 func runConfig(args []string, stdout, stderr io.Writer) error {
@@ -124,9 +100,10 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 	if err := s.load(fs, args); err != nil {
 		return err
 	}
-	if err := s.node.Validate(); err != nil {
+	if err := s.validateServe(); err != nil {
 		return err
 	}
+	spec, _ := s.parseLogSpec()
 	cfg := s.node
 	cfg.TokenSecret = redact(cfg.TokenSecret)
 	out := map[string]any{
@@ -146,6 +123,8 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 		"cluster_secret":      redact(cfg.Cluster.Secret),
 		"log_level":           s.logLevel,
 		"log_format":          s.logFormat,
+		"log":                 spec.String(),
+		"drain_timeout":       s.drain.String(),
 		"set_by":              s.sources,
 	}
 	enc := json.NewEncoder(stdout)

@@ -10,9 +10,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/parleyhq/parley/cmd/internal/logging"
 	"github.com/parleyhq/parley/cmd/internal/node"
 	"github.com/parleyhq/parley/core/protocol"
 )
@@ -29,8 +31,11 @@ type settings struct {
 	configFile string
 	logLevel   string
 	logFormat  string
+	logSpec    string        // --log: per-subsystem levels
+	drain      time.Duration // --drain-timeout
 	iceServers stringList
 	sources    map[string]string // flag name -> "file", "env" or "flag"
+	values     map[string]string // flag name -> effective value, after load
 }
 
 // stringList is a comma-separated flag value; each Set replaces the list.
@@ -114,8 +119,10 @@ func (s *settings) bindServe(fs *flag.FlagSet) {
 	s.bindCommon(fs)
 	c := &s.node
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: any web origin, loopback media candidates, /v1/dev/token")
-	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&s.logLevel, "log-level", "info", "default log level: debug, info, warn, error")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&s.logSpec, "log", "", `per-subsystem log levels, e.g. "raft=debug,plugins=info,*=warn" (a bare level or *= sets the default; subsystems: `+strings.Join(logging.Subsystems, ", ")+`); SIGHUP re-reads it`)
+	fs.DurationVar(&s.drain, "drain-timeout", defaultDrainTimeout, "bound on a graceful stop after SIGTERM (drain, then shutdown); a second SIGTERM or SIGINT exits at once")
 	fs.StringVar(&c.HTTP.HTTPAddr, "http-addr", c.HTTP.HTTPAddr, "HTTP/WebSocket listen address (port 0 picks one)")
 	fs.Var((*stringList)(&c.HTTP.AllowedOrigins), "allowed-origins", "comma-separated web origin host patterns allowed to connect")
 	fs.StringVar(&c.HTTP.TLSCert, "tls-cert", "", "TLS certificate file for HTTPS/WSS and HTTP/3 (default: HTTP/3 generates a short-lived self-signed one)")
@@ -169,6 +176,8 @@ func (s *settings) load(fs *flag.FlagSet, args []string) error {
 	for _, name := range explicit {
 		s.sources[name] = "flag"
 	}
+	s.values = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { s.values[f.Name] = f.Value.String() })
 	for _, u := range s.iceServers {
 		s.node.Signal.ICEServers = append(s.node.Signal.ICEServers, protocol.ICEServer{URLs: []string{u}})
 	}
@@ -280,17 +289,30 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func (s *settings) logger() (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
-		return nil, fmt.Errorf("log-level %q: %w", s.logLevel, err)
+// logSpec parses --log over the default level --log-level.
+func (s *settings) parseLogSpec() (logging.Spec, error) {
+	def, err := logging.ParseLevel(s.logLevel)
+	if err != nil {
+		return logging.Spec{}, fmt.Errorf("log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch s.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	spec, err := logging.ParseSpec(s.logSpec, def)
+	if err != nil {
+		return logging.Spec{}, fmt.Errorf("log: %w", err)
 	}
-	return nil, fmt.Errorf("log-format must be text or json, got %q", s.logFormat)
+	return spec, nil
+}
+
+// logger returns the command's logger on stderr and the levels it follows
+// (which SIGHUP replaces).
+func (s *settings) logger() (*slog.Logger, *logging.Levels, error) {
+	spec, err := s.parseLogSpec()
+	if err != nil {
+		return nil, nil, err
+	}
+	levels := logging.NewLevels(spec)
+	log, err := logging.New(os.Stderr, s.logFormat, levels)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, levels, nil
 }

@@ -20,7 +20,7 @@ type pluginAdmin struct{ n *Node }
 
 // PluginList implements edge.PluginAdmin.
 func (a pluginAdmin) PluginList() any {
-	return map[string]any{"dir": a.n.pluginDir, "cluster": a.n.store != nil, "plugins": a.n.plugins.List()}
+	return map[string]any{"dir": a.n.pluginDir, "data_dir": a.n.paths.DataDir, "cluster": a.n.store != nil, "plugins": a.n.plugins.List()}
 }
 
 // PluginLoad implements edge.PluginAdmin.
