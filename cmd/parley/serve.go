@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/parleyhq/parley/cmd/internal/node"
@@ -69,6 +71,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Catch the signals before serving, so that one sent as soon as the
+	// node answers is not fatal (SIGHUP) or lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	n, err := node.New(s.node, log)
 	if err != nil {
 		return err
@@ -90,7 +97,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Mint a token: parley token --room demo --identity alice. Node info: parley info. Stop with Ctrl-C.\n")
 	sv := &server{n: n, log: log, levels: levels, cur: s, args: args, exit: os.Exit}
-	return sv.run()
+	return sv.run(sigs)
 }
 
 func runConfig(args []string, stdout, stderr io.Writer) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,13 +68,20 @@ func TestServeProcess(t *testing.T) {
 // process is killed when the test ends.
 func startServe(t *testing.T, dir string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
+	return startServeLog(t, dir, os.Stderr, args...)
+}
+
+// startServeLog is startServe with the process's log (stderr) going to
+// stderr.
+func startServeLog(t *testing.T, dir string, stderr io.Writer, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	bin := filepath.Join(dir, "parley")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"syscall"
 	"time"
@@ -44,10 +43,8 @@ type server struct {
 
 // run serves signals, then stops the node gracefully. While the stop runs,
 // a second SIGINT or SIGTERM exits at once with status 128+signal.
-func (sv *server) run() error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// sigs receives SIGINT, SIGTERM and SIGHUP.
+func (sv *server) run(sigs <-chan os.Signal) error {
 	why := sv.wait(sigs)
 	stopped := make(chan struct{})
 	defer close(stopped)
