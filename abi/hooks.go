@@ -21,8 +21,9 @@ const (
 	// HookSubscribe decides whether a participant may subscribe to a
 	// track. Input: SubscribeRequest. Output: Decision. Fails closed.
 	HookSubscribe Hook = "subscribe"
-	// HookPresence observes a participant joining or leaving. Input:
-	// PresenceEvent. Output: none. Fails open.
+	// HookPresence observes presence changes: a participant joining or
+	// leaving, a room starting or finishing, a track published or
+	// unpublished. Input: PresenceEvent. Output: none. Fails open.
 	HookPresence Hook = "presence"
 )
 

@@ -127,24 +127,40 @@ type SubscribeRequest struct {
 	Host          string `json:"host,omitempty"`
 }
 
-// Presence event kinds.
+// Presence event kinds. Joined and left concern a participant; room
+// started and finished a room (the participant fields are empty); track
+// published and unpublished a track (TrackID and TrackKind are set, and
+// the participant fields name the publisher).
 const (
-	PresenceJoined = "joined"
-	PresenceLeft   = "left"
+	PresenceJoined           = "joined"
+	PresenceLeft             = "left"
+	PresenceRoomStarted      = "room_started"
+	PresenceRoomFinished     = "room_finished"
+	PresenceTrackPublished   = "track_published"
+	PresenceTrackUnpublished = "track_unpublished"
 )
+
+// PresenceKinds lists every presence kind of this ABI version. A host may
+// add kinds in a minor version; plugins ignore kinds they do not know.
+var PresenceKinds = []string{PresenceJoined, PresenceLeft, PresenceRoomStarted,
+	PresenceRoomFinished, PresenceTrackPublished, PresenceTrackUnpublished}
 
 // PresenceEvent is the input of HookPresence.
 type PresenceEvent struct {
 	ID            string `json:"id"`   // stable per event: the same event always has the same id
-	Kind          string `json:"kind"` // PresenceJoined or PresenceLeft
+	Kind          string `json:"kind"` // one of PresenceKinds
 	Room          string `json:"room"`
-	Identity      string `json:"identity"`
-	ParticipantID string `json:"participant_id"`
+	Identity      string `json:"identity"`       // empty for room events
+	ParticipantID string `json:"participant_id"` // empty for room events
 	Node          string `json:"node,omitempty"`
 	Metadata      string `json:"metadata,omitempty"`
-	At            int64  `json:"at"`               // Unix milliseconds
-	Reason        string `json:"reason,omitempty"` // for left: leave, disconnected, kicked, shutdown
-	Site          string `json:"site,omitempty"`   // the site (web host) the room belongs to, when known
+	At            int64  `json:"at"` // Unix milliseconds
+	// Reason says why a participant left (leave, disconnected, kicked,
+	// shutdown) or a room finished (closed, node_failed).
+	Reason    string `json:"reason,omitempty"`
+	Site      string `json:"site,omitempty"`       // the site (web host) the room belongs to, when known
+	TrackID   string `json:"track_id,omitempty"`   // track events: the Parley track id
+	TrackKind string `json:"track_kind,omitempty"` // track events: "audio" or "video"
 }
 
 // Decision is the output of HookJoin, HookPublish and HookSubscribe.

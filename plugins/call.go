@@ -15,16 +15,32 @@ import (
 // so an instance producing garbage is discarded like one that trapped.
 type decodeFunc func(out []byte, set bool) error
 
-// call runs hook h with input on a pooled instance of g. It enforces the
-// back-off and the input limit, discards the instance on any trap,
-// timeout, out-of-memory or bad output, keeps the counters, and hands
-// webhooks the call asked for to the sink once the call has succeeded.
+// call runs hook h with input on a pooled instance of g (see run) and,
+// once the call has succeeded, hands the webhooks it asked for to the
+// sink.
 func (g *generation) call(ctx context.Context, h abi.Hook, input []byte, decode decodeFunc) (*callState, error) {
+	cs, err := g.run(ctx, h, input, decode)
+	if err == nil {
+		g.flushWebhooks(ctx, cs)
+	}
+	return cs, err
+}
+
+// run runs hook h with input on a pooled instance of g. It enforces the
+// back-off and the input limit, discards the instance on any trap,
+// timeout, out-of-memory or bad output, and keeps the counters. The
+// webhooks the call asked for stay in the returned callState.
+func (g *generation) run(ctx context.Context, h abi.Hook, input []byte, decode decodeFunc) (*callState, error) {
+	hi := hookIndex(h)
 	if !g.state.admit(time.Now()) {
-		return nil, g.callError(h, ErrBackedOff, "", nil)
+		ce := g.callError(h, ErrBackedOff, "", nil)
+		g.state.refused(hi, ce)
+		return nil, ce
 	}
 	if len(input) > g.limits.MaxInput {
-		return nil, g.callError(h, ErrInputTooLarge, fmt.Sprintf("%d bytes, limit %d", len(input), g.limits.MaxInput), nil)
+		ce := g.callError(h, ErrInputTooLarge, fmt.Sprintf("%d bytes, limit %d", len(input), g.limits.MaxInput), nil)
+		g.state.refused(hi, ce)
+		return nil, ce
 	}
 	inst, err := g.acquire(ctx)
 	if err != nil {
@@ -32,7 +48,7 @@ func (g *generation) call(ctx context.Context, h abi.Hook, input []byte, decode 
 		if ctx.Err() != nil {
 			ce.Kind = ErrCanceled
 		}
-		g.state.record(ce, 0)
+		g.state.record(hi, ce, 0, false)
 		return nil, ce
 	}
 	start := time.Now()
@@ -43,13 +59,11 @@ func (g *generation) call(ctx context.Context, h abi.Hook, input []byte, decode 
 		}
 	}
 	g.release(ctx, inst, !discards(err))
-	g.state.record(err, time.Since(start))
+	g.state.record(hi, err, time.Since(start), true)
 	if err != nil {
 		g.logFailure(err)
-		return cs, err
 	}
-	g.flushWebhooks(ctx, cs)
-	return cs, nil
+	return cs, err
 }
 
 // logFailure logs a failed call, with the guest's output when it has any.
@@ -66,24 +80,42 @@ func (g *generation) logFailure(err error) {
 	g.log.Warn("plugin call failed", attrs...)
 }
 
-// flushWebhooks hands the call's webhooks to the sink. Ids left empty by
-// the plugin are derived from the plugin, the call's input and the
-// position, so the same event always yields the same id.
+// flushWebhooks hands the call's webhooks to the sink.
 func (g *generation) flushWebhooks(ctx context.Context, cs *callState) {
-	for i, req := range cs.webhooks {
-		if req.ID == "" {
-			h := sha256.New()
-			h.Write([]byte(g.spec.Name + "\x00" + string(cs.hook) + "\x00"))
-			h.Write(cs.input)
-			h.Write([]byte("\x00" + strconv.Itoa(i) + "\x00" + req.URL))
-			req.ID = "msg_" + hex.EncodeToString(h.Sum(nil)[:16])
-		}
-		w := Webhook{Plugin: g.spec.Name, PluginVersion: g.spec.Version, Request: req, Created: time.Now()}
+	for _, w := range g.webhooks(cs) {
 		if err := g.host.sink.Enqueue(ctx, w); err != nil {
 			g.state.stats.webhookErrors.Add(1)
-			g.log.Warn("webhook sink refused a webhook", "id", req.ID, "target", req.Target, "err", err)
+			g.log.Warn("webhook sink refused a webhook", "id", w.Request.ID, "target", w.Request.Target, "err", err)
 			continue
 		}
 		g.state.stats.webhooks.Add(1)
 	}
+}
+
+// webhooks returns the webhooks a successful call asked for. Ids left
+// empty by the plugin are derived from the plugin, the hook, the call's
+// input and the position, so the same event always yields the same ids.
+func (g *generation) webhooks(cs *callState) []Webhook {
+	if len(cs.webhooks) == 0 {
+		return nil
+	}
+	now := time.Now()
+	out := make([]Webhook, 0, len(cs.webhooks))
+	for i, req := range cs.webhooks {
+		if req.ID == "" {
+			req.ID = webhookID(g.spec.Name, cs.hook, cs.input, i, req.URL)
+		}
+		out = append(out, Webhook{Plugin: g.spec.Name, PluginVersion: g.spec.Version, Request: req, Created: now})
+	}
+	return out
+}
+
+// webhookID derives the id of the i-th webhook, to url, of a call of
+// plugin's hook h with input.
+func webhookID(plugin string, h abi.Hook, input []byte, i int, url string) string {
+	d := sha256.New()
+	d.Write([]byte(plugin + "\x00" + string(h) + "\x00"))
+	d.Write(input)
+	d.Write([]byte("\x00" + strconv.Itoa(i) + "\x00" + url))
+	return "msg_" + hex.EncodeToString(d.Sum(nil)[:16])
 }

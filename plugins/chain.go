@@ -161,22 +161,3 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (core.Claims, 
 	}
 	return claimsToCore(*req.Claims), nil
 }
-
-// Presence implements core.Presence: every presence plugin sees the event
-// in chain order. Failures are logged and counted, never returned: presence
-// fails open. Webhooks the plugins send go to the webhook sink.
-func (m *Manager) Presence(ctx context.Context, ev core.PresenceEvent) {
-	gens := m.chain(abi.HookPresence)
-	defer leave(gens)
-	if len(gens) == 0 {
-		return
-	}
-	input, err := json.Marshal(presenceToABI(ctx, ev))
-	if err != nil {
-		m.log.Error("plugins: encode presence event", "err", err)
-		return
-	}
-	for _, g := range gens {
-		_, _ = g.call(ctx, abi.HookPresence, input, nil) // logged by call
-	}
-}

@@ -85,15 +85,24 @@ func policyRequest(ctx context.Context, req core.PolicyRequest) (abi.Hook, any, 
 	return "", nil, false
 }
 
-// presenceToABI converts a presence event, giving it a stable id.
+// presenceToABI converts a presence event. Its id is ev.ID when the event
+// has one (a journal's id, the same on every replay), else a hash of the
+// event's identifying fields, so the same event always has the same id.
 func presenceToABI(ctx context.Context, ev core.PresenceEvent) abi.PresenceEvent {
 	out := abi.PresenceEvent{
-		Kind: string(ev.Kind), Room: ev.Room, Identity: ev.Identity, ParticipantID: ev.ParticipantID,
+		ID: ev.ID, Kind: string(ev.Kind), Room: ev.Room, Identity: ev.Identity, ParticipantID: ev.ParticipantID,
 		Node: ev.Node, Metadata: ev.Metadata, At: ev.At.UnixMilli(), Reason: ev.Reason, Site: clientInfo(ctx).Host,
+		TrackID: ev.TrackID, TrackKind: string(ev.TrackKind),
 	}
-	h := sha256.Sum256([]byte(out.Kind + "\x00" + out.Room + "\x00" + out.ParticipantID + "\x00" +
-		out.Identity + "\x00" + strconv.FormatInt(ev.At.UnixNano(), 10)))
-	out.ID = "pe_" + hex.EncodeToString(h[:12])
+	if out.ID == "" {
+		key := out.Kind + "\x00" + out.Room + "\x00" + out.ParticipantID + "\x00" + out.Identity + "\x00" +
+			strconv.FormatInt(ev.At.UnixNano(), 10)
+		if out.TrackID != "" {
+			key += "\x00" + out.TrackID
+		}
+		h := sha256.Sum256([]byte(key))
+		out.ID = "pe_" + hex.EncodeToString(h[:12])
+	}
 	return out
 }
 

@@ -40,7 +40,7 @@ func (m *Manager) Stats(name string) (Stats, bool) {
 		return e.info().Stats, true
 	}
 	if s := snap.states[name]; s != nil {
-		return s.snapshot(), true
+		return s.snapshot(hookSet{}), true
 	}
 	return Stats{}, false
 }
@@ -48,7 +48,7 @@ func (m *Manager) Stats(name string) (Stats, bool) {
 // info describes the entry.
 func (e *entry) info() Info {
 	g := e.gen
-	st := g.state.snapshot()
+	st := g.state.snapshot(g.hooks)
 	st.Generation = g.id
 	st.InstancesLive = g.live.Load()
 	st.MemoryBytes = g.mem.Load()

@@ -52,6 +52,7 @@ type snapshot struct {
 	entries []*entry                // chain order
 	byName  map[string]*entry       // loaded plugins
 	states  map[string]*pluginState // every plugin ever loaded
+	closed  bool                    // the manager is closed
 }
 
 // Option changes how NewManager builds a Manager.
@@ -180,7 +181,7 @@ func (m *Manager) publish() {
 	slices.SortFunc(es, func(a, b *entry) int {
 		return cmp.Or(cmp.Compare(a.spec.Order, b.spec.Order), cmp.Compare(a.spec.Name, b.spec.Name))
 	})
-	s := &snapshot{entries: es, byName: map[string]*entry{}, states: map[string]*pluginState{}}
+	s := &snapshot{entries: es, byName: map[string]*entry{}, states: map[string]*pluginState{}, closed: m.closed}
 	for _, e := range es {
 		s.byName[e.spec.Name] = e
 	}

@@ -9,7 +9,14 @@ import (
 )
 
 // Stats are a plugin's counters since it was first loaded (they survive
-// Replace) and the state of its current generation.
+// Replace and Unload) and the state of its current generation. Manager.Stats
+// and Manager.List return them; every counter only grows, so they export
+// as Prometheus counters, and Hooks as one histogram per hook:
+//
+//	for _, h := range st.Hooks {
+//		// parley_plugin_call_duration_seconds{plugin, hook}: h.Latency
+//		// parley_plugin_call_failures_total{plugin, hook, kind}: h.Failures
+//	}
 type Stats struct {
 	Calls        uint64 // hook calls run (not counting back-off rejections)
 	Failures     uint64 // calls that failed, of any kind below
@@ -34,7 +41,7 @@ type Stats struct {
 
 	LogLines      uint64
 	LogsDropped   uint64 // over the log rate
-	Webhooks      uint64 // handed to the webhook sink
+	Webhooks      uint64 // handed to the webhook sink or returned by PresenceWebhooks
 	WebhookErrors uint64 // refused by the sink
 
 	Reloads    uint64        // generations loaded after the first
@@ -42,6 +49,13 @@ type Stats struct {
 	LoadTime   time.Duration // compile + checks + warm-up of the current generation
 	WarmupTime time.Duration // instantiating the warm pool of the current generation
 	CallTime   time.Duration // total time in calls
+
+	// Hooks are the call latency histogram and failures by kind of each
+	// hook the plugin serves or was called on, in abi.Hooks order (init
+	// excluded). Latency is the time a call ran in the plugin, from
+	// taking an instance to its output being validated; waiting for an
+	// instance is not counted.
+	Hooks []HookStats
 }
 
 // counters are the atomic backing of Stats.
@@ -49,6 +63,8 @@ type counters struct {
 	calls, failures, timeouts, traps, ooms, badOutputs, pluginErrors, canceled atomic.Uint64
 	denials, created, discarded, backoffs, backedOff                           atomic.Uint64
 	logLines, logsDropped, webhooks, webhookErrors, reloads, callNanos         atomic.Uint64
+
+	hooks [numHooks]hookCounters // indexed like abi.Hooks
 }
 
 // pluginState is what outlives a generation: counters and health.
@@ -86,15 +102,30 @@ func (s *pluginState) resetHealth() {
 	s.consecutive, s.delay, s.until = 0, 0, time.Time{}
 }
 
-// record counts a finished call and updates health.
-func (s *pluginState) record(err error, d time.Duration) {
+// refused counts a call to hook i refused without running (backed off,
+// input too large).
+func (s *pluginState) refused(i int, err error) {
+	if i >= 0 {
+		s.stats.hooks[i].fail(err)
+	}
+}
+
+// record counts a finished call to hook i that ran for d, or failed to get
+// an instance when ran is false, and updates health.
+func (s *pluginState) record(i int, err error, d time.Duration, ran bool) {
 	s.stats.calls.Add(1)
 	s.stats.callNanos.Add(uint64(d))
+	if i >= 0 && ran {
+		s.stats.hooks[i].observe(d)
+	}
 	if err == nil {
 		s.mu.Lock()
 		s.consecutive, s.delay = 0, 0
 		s.mu.Unlock()
 		return
+	}
+	if i >= 0 {
+		s.stats.hooks[i].fail(err)
 	}
 	s.stats.failures.Add(1)
 	switch {
@@ -131,8 +162,9 @@ func (s *pluginState) failed(err error) {
 		"consecutive_failures", s.consecutive, "for", s.delay, "last_err", err)
 }
 
-// snapshot returns the counters and health as Stats.
-func (s *pluginState) snapshot() Stats {
+// snapshot returns the counters and health as Stats; Hooks covers the
+// hooks in served and those with anything recorded.
+func (s *pluginState) snapshot(served hookSet) Stats {
 	c := &s.stats
 	st := Stats{
 		Calls: c.calls.Load(), Failures: c.failures.Load(), Timeouts: c.timeouts.Load(),
@@ -143,6 +175,7 @@ func (s *pluginState) snapshot() Stats {
 		LogLines: c.logLines.Load(), LogsDropped: c.logsDropped.Load(),
 		Webhooks: c.webhooks.Load(), WebhookErrors: c.webhookErrors.Load(),
 		Reloads: c.reloads.Load(), CallTime: time.Duration(c.callNanos.Load()),
+		Hooks: hookSnapshots(&c.hooks, served),
 	}
 	s.mu.Lock()
 	st.ConsecutiveFailures = s.consecutive

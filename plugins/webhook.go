@@ -4,19 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/parleyhq/parley/abi"
+	"github.com/parleyhq/parley/core/whsig"
 )
 
 // Webhook is one request a plugin asked the host to send.
@@ -41,8 +39,15 @@ type DirectSinkConfig struct {
 	RetryDelay time.Duration      // before the 2nd attempt, doubling; default 1s
 	Queue      int                // webhooks waiting; default 1024
 	Workers    int                // concurrent deliveries; default 2
-	SigningKey ed25519.PrivateKey // when set, adds a "v1a," Standard Webhooks signature
-	Client     *http.Client       // default: a client that follows no redirects
+	// SigningKeys each add a "v1a," Standard Webhooks (Ed25519) signature;
+	// during a key rotation, sign with the new and the old key so
+	// receivers that know either accept the webhook. SetSigningKeys
+	// changes them later.
+	SigningKeys []ed25519.PrivateKey
+	// SigningKey is one more signing key, signed with after SigningKeys
+	// (kept for configurations that name a single key).
+	SigningKey ed25519.PrivateKey
+	Client     *http.Client // default: a client that follows no redirects
 }
 
 // DirectSink delivers webhooks by HTTP POST from a few worker goroutines,
@@ -57,6 +62,7 @@ type DirectSink struct {
 	wg    sync.WaitGroup
 	mu    sync.RWMutex
 	done  bool
+	keys  atomic.Pointer[[]ed25519.PrivateKey]
 
 	delivered, failed atomic.Uint64
 }
@@ -82,11 +88,24 @@ func NewDirectSink(cfg DirectSinkConfig, log *slog.Logger) *DirectSink {
 		cfg.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	s := &DirectSink{cfg: cfg, log: log, queue: make(chan Webhook, cfg.Queue), stop: make(chan struct{})}
+	keys := slices.Clone(cfg.SigningKeys)
+	if cfg.SigningKey != nil {
+		keys = append(keys, cfg.SigningKey)
+	}
+	s.SetSigningKeys(keys...)
 	for range cfg.Workers {
 		s.wg.Add(1)
 		go s.work()
 	}
 	return s
+}
+
+// SetSigningKeys replaces the keys webhooks are signed with (a "v1a"
+// signature each); deliveries from then on use them. Safe for concurrent
+// use with deliveries.
+func (s *DirectSink) SetSigningKeys(keys ...ed25519.PrivateKey) {
+	ks := slices.Clone(keys)
+	s.keys.Store(&ks)
 }
 
 // Enqueue implements WebhookSink.
@@ -187,7 +206,7 @@ func (s *DirectSink) post(w Webhook) (retry bool, err error) {
 	req.Header.Set("User-Agent", "parley-webhook/1")
 	req.Header.Set("webhook-id", r.ID)
 	req.Header.Set("webhook-timestamp", ts)
-	if sig := Sign(r.ID, ts, r.Body, r.Secret, s.cfg.SigningKey); sig != "" {
+	if sig := Sign(r.ID, ts, r.Body, r.Secret, *s.keys.Load()...); sig != "" {
 		req.Header.Set("webhook-signature", sig)
 	}
 	resp, err := s.cfg.Client.Do(req)
@@ -203,26 +222,11 @@ func (s *DirectSink) post(w Webhook) (retry bool, err error) {
 }
 
 // Sign computes a Standard Webhooks signature header value over
-// "id.timestamp.body": "v1,<base64 HMAC-SHA256>" when secret is set (a
-// "whsec_" prefix means the rest is base64), "v1a,<base64 Ed25519>" when
-// key is set, both separated by a space, or "" when neither is.
-func Sign(id, timestamp string, body []byte, secret string, key ed25519.PrivateKey) string {
-	msg := make([]byte, 0, len(id)+len(timestamp)+len(body)+2)
-	msg = append(append(append(append(append(msg, id...), '.'), timestamp...), '.'), body...)
-	var sigs []string
-	if secret != "" {
-		k := []byte(secret)
-		if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
-			if dec, err := base64.StdEncoding.DecodeString(rest); err == nil {
-				k = dec
-			}
-		}
-		mac := hmac.New(sha256.New, k)
-		mac.Write(msg)
-		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-	}
-	if len(key) == ed25519.PrivateKeySize {
-		sigs = append(sigs, "v1a,"+base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg)))
-	}
-	return strings.Join(sigs, " ")
+// "id.timestamp.body" with whsig.Sign: "v1,<base64 HMAC-SHA256>" when
+// secret is set (a "whsec_" prefix means the rest is base64), then one
+// "v1a,<base64 Ed25519>" per key (several during a key rotation),
+// separated by spaces, or "" when there is neither. Keys of the wrong size
+// are skipped.
+func Sign(id, timestamp string, body []byte, secret string, keys ...ed25519.PrivateKey) string {
+	return whsig.Sign(id, timestamp, body, secret, keys...)
 }

@@ -57,7 +57,8 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(gotA, wantA) {
 				t.Fatalf("auth request %s:\n got %+v, %v\nwant %+v", b, gotA, err, wantA)
 			}
-			ev := abi.PresenceEvent{ID: s, Kind: "joined", Room: s, Identity: s, ParticipantID: s, Node: s, Metadata: s, At: n, Reason: s, Site: s}
+			ev := abi.PresenceEvent{ID: s, Kind: abi.PresenceTrackPublished, Room: s, Identity: s, ParticipantID: s, Node: s,
+				Metadata: s, At: n, Reason: s, Site: s, TrackID: s, TrackKind: s}
 			wantE, b := viaJSON(t, ev)
 			gotE, err := decodePresenceEvent(b)
 			if err != nil || gotE != wantE {

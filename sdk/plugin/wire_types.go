@@ -38,6 +38,8 @@ var (
 	kAt           = key("at")
 	kReason       = key("reason")
 	kSite         = key("site")
+	kTrackID      = key("track_id")
+	kTrackKind    = key("track_kind")
 )
 
 func (r *reader) grants() (g abi.Grants) {
@@ -221,6 +223,10 @@ func decodePresenceEvent(b []byte) (ev abi.PresenceEvent, err error) {
 			ev.Reason = r.str()
 		case k == kSite:
 			ev.Site = r.str()
+		case k == kTrackID:
+			ev.TrackID = r.str()
+		case k == kTrackKind:
+			ev.TrackKind = r.str()
 		default:
 			r.skip()
 		}

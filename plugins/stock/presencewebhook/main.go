@@ -1,7 +1,8 @@
 // Command presencewebhook is Parley's stock presence plugin: it turns
-// participant joined/left events into webhook requests for the configured
-// targets, each filtered by event type, by site (the web host the room
-// belongs to; several sites may share one Parley) and by room.
+// presence events (participant joined/left, room started/finished, track
+// published/unpublished) into webhook requests for the configured targets,
+// each filtered by event type, by site (the web host the room belongs to;
+// several sites may share one Parley) and by room.
 //
 // The site of an event is the host's (PresenceEvent.Site, from the client's
 // HTTP host when known), else the part of the room name before
@@ -20,14 +21,27 @@
 //	  "site_separator": "/"
 //	}
 //
+// A target's url must be absolute http or https with a host; the plugin
+// refuses to start otherwise. Its events name presence kinds or body
+// types, interchangeably:
+//
+//	joined             participant.joined
+//	left               participant.left
+//	room_started       room.started
+//	room_finished      room.finished
+//	track_published    track.published
+//	track_unpublished  track.unpublished
+//
 // Each webhook body follows the Standard Webhooks payload shape:
 //
 //	{"type": "participant.joined", "timestamp": "2026-01-02T15:04:05.000Z",
 //	 "data": {"event_id": ..., "room": ..., "identity": ..., "participant_id": ...,
-//	          "node": ..., "metadata": ..., "reason": ..., "site": ...}}
+//	          "node": ..., "metadata": ..., "reason": ..., "site": ...,
+//	          "track_id": ..., "track_kind": ...}}
 //
-// and its id is derived from the event id and the target name, so a
-// redelivered event keeps its webhook-id.
+// where the participant fields are absent for room events and the track
+// fields present only for track events. Its id is derived from the event
+// id and the target name, so a redelivered event keeps its webhook-id.
 package main
 
 import (

@@ -4,6 +4,8 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parleyhq/parley/abi"
@@ -18,7 +20,12 @@ const testConfig = `{"targets": [
 
 func send(t *testing.T, ev abi.PresenceEvent) []abi.WebhookRequest {
 	t.Helper()
-	h := plugin.NewTestHost([]byte(testConfig))
+	return sendWith(t, testConfig, ev)
+}
+
+func sendWith(t *testing.T, config string, ev abi.PresenceEvent) []abi.WebhookRequest {
+	t.Helper()
+	h := plugin.NewTestHost([]byte(config))
 	defer plugin.SetTestHost(h)()
 	if _, err := plugin.Dispatch(abi.HookInit, []byte(`{}`)); err != nil {
 		t.Fatal(err)
@@ -84,15 +91,92 @@ func TestBodyAndID(t *testing.T) {
 	}
 }
 
-func TestBadConfig(t *testing.T) {
-	for _, c := range []Config{
-		{Targets: []Target{{URL: "ftp://x"}}},
-		{Targets: []Target{{URL: "https://x", Events: []string{"moved"}}}},
-		{Targets: []Target{{Name: "a", URL: "https://x"}, {Name: "a", URL: "https://y"}}},
-		{Targets: []Target{{URL: "https://x", Sites: []string{"["}}}},
-	} {
-		if _, err := NewRouter(c); err == nil {
-			t.Errorf("accepted %+v", c)
+func TestEventKinds(t *testing.T) {
+	cfg := `{"targets": [
+	  {"name": "all", "url": "https://all.example/hook"},
+	  {"name": "rooms", "url": "https://rooms.example/hook", "events": ["room_started", "room.finished"]},
+	  {"name": "tracks", "url": "https://tracks.example/hook", "events": ["track.published", "track_unpublished"]},
+	  {"name": "people", "url": "https://people.example/hook", "events": ["participant.joined", "left"]}
+	]}`
+	cases := []struct {
+		kind, typ string
+		want      []string
+	}{
+		{abi.PresenceJoined, "participant.joined", []string{"all", "people"}},
+		{abi.PresenceLeft, "participant.left", []string{"all", "people"}},
+		{abi.PresenceRoomStarted, "room.started", []string{"all", "rooms"}},
+		{abi.PresenceRoomFinished, "room.finished", []string{"all", "rooms"}},
+		{abi.PresenceTrackPublished, "track.published", []string{"all", "tracks"}},
+		{abi.PresenceTrackUnpublished, "track.unpublished", []string{"all", "tracks"}},
+	}
+	if len(cases) != len(abi.PresenceKinds) {
+		t.Fatalf("%d cases for %d kinds", len(cases), len(abi.PresenceKinds))
+	}
+	for _, tc := range cases {
+		ev := abi.PresenceEvent{ID: "pe_" + tc.kind, Kind: tc.kind, Room: "r", At: 1_700_000_000_000, Reason: "closed"}
+		if strings.HasPrefix(tc.kind, "track") {
+			ev.Identity, ev.ParticipantID, ev.TrackID, ev.TrackKind = "alice", "PA_1", "TR_1", "video"
+		} else if !strings.HasPrefix(tc.kind, "room") {
+			ev.Identity, ev.ParticipantID = "alice", "PA_1"
 		}
+		ws := sendWith(t, cfg, ev)
+		if got := targets(ws); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: targets %v, want %v", tc.kind, got, tc.want)
+			continue
+		}
+		var b map[string]any
+		if err := json.Unmarshal(ws[0].Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		data := b["data"].(map[string]any)
+		if b["type"] != tc.typ || ws[0].Event != tc.typ || data["event_id"] != ev.ID {
+			t.Errorf("%s: body %s, event %s", tc.kind, ws[0].Body, ws[0].Event)
+		}
+		_, hasTrack := data["track_id"]
+		_, hasIdentity := data["identity"]
+		if hasTrack != (ev.TrackID != "") || hasIdentity != (ev.Identity != "") ||
+			hasTrack && (data["track_id"] != "TR_1" || data["track_kind"] != "video") {
+			t.Errorf("%s: data %v", tc.kind, data)
+		}
+	}
+	// A kind from a newer host is ignored, not an error.
+	if ws := sendWith(t, cfg, abi.PresenceEvent{ID: "x", Kind: "room_renamed", Room: "r"}); len(ws) != 0 {
+		t.Errorf("unknown kind gave %v", targets(ws))
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Targets: []Target{{Name: "t", URL: "ftp://x"}}}, `target "t": url "ftp://x": scheme must be http or https`},
+		{Config{Targets: []Target{{Name: "t"}}}, `target "t": url is missing`},
+		{Config{Targets: []Target{{Name: "t", URL: "https://"}}}, `target "t": url "https://" has no host`},
+		{Config{Targets: []Target{{Name: "t", URL: "https://:80/x"}}}, `has no host`},
+		{Config{Targets: []Target{{Name: "t", URL: "/relative"}}}, `scheme must be http or https`},
+		{Config{Targets: []Target{{Name: "t", URL: "https://x/%zz"}}}, `url "https://x/%zz": parse`},
+		{Config{Targets: []Target{{Name: "t", URL: "https://x", Events: []string{"moved"}}}},
+			`target "t": unknown event "moved" (known: joined (participant.joined), left (participant.left), room_started (room.started)`},
+		{Config{Targets: []Target{{Name: "t", URL: "https://x", Events: []string{"participant.started"}}}}, `unknown event "participant.started"`},
+		{Config{Targets: []Target{{Name: "a", URL: "https://x"}, {Name: "a", URL: "https://y"}}}, `target name "a" used twice`},
+		{Config{Targets: []Target{{Name: "t", URL: "https://x", Sites: []string{"["}}}}, `target "t": bad pattern "["`},
+	}
+	for _, tc := range cases {
+		_, err := NewRouter(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "presencewebhook: ") {
+			t.Errorf("%+v: error %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	// Every problem is reported at once.
+	_, err := NewRouter(Config{Targets: []Target{{Name: "a", URL: "ftp://x", Events: []string{"moved"}}}})
+	if err == nil || !strings.Contains(err.Error(), "scheme") || !strings.Contains(err.Error(), "moved") {
+		t.Errorf("combined: %v", err)
+	}
+	// The plugin refuses to start with a bad configuration.
+	h := plugin.NewTestHost([]byte(`{"targets": [{"url": "gopher://x"}]}`))
+	defer plugin.SetTestHost(h)()
+	if _, err := plugin.Dispatch(abi.HookInit, []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "gopher://x") {
+		t.Errorf("init with a bad url: %v", err)
 	}
 }
