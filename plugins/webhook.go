@@ -34,11 +34,11 @@ type WebhookSink interface {
 
 // DirectSinkConfig configures a DirectSink.
 type DirectSinkConfig struct {
-	Timeout    time.Duration      // per attempt; default 10s
-	Attempts   int                // per webhook; default 3
-	RetryDelay time.Duration      // before the 2nd attempt, doubling; default 1s
-	Queue      int                // webhooks waiting; default 1024
-	Workers    int                // concurrent deliveries; default 2
+	Timeout    time.Duration // per attempt; default 10s
+	Attempts   int           // per webhook; default 3
+	RetryDelay time.Duration // before the 2nd attempt, doubling; default 1s
+	Queue      int           // webhooks waiting; default 1024
+	Workers    int           // concurrent deliveries; default 2
 	// SigningKeys each add a "v1a," Standard Webhooks (Ed25519) signature;
 	// during a key rotation, sign with the new and the old key so
 	// receivers that know either accept the webhook. SetSigningKeys
