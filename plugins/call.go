@@ -29,9 +29,15 @@ func (g *generation) call(ctx context.Context, h abi.Hook, input []byte, decode 
 // run runs hook h with input on a pooled instance of g. It enforces the
 // back-off and the input limit, discards the instance on any trap,
 // timeout, out-of-memory or bad output, and keeps the counters. The
-// webhooks the call asked for stay in the returned callState.
+// webhooks the call asked for stay in the returned callState. A call whose
+// ctx has already ended fails with ErrCanceled without running.
 func (g *generation) run(ctx context.Context, h abi.Hook, input []byte, decode decodeFunc) (*callState, error) {
 	hi := hookIndex(h)
+	if err := ctx.Err(); err != nil { // the caller already gave up: do not start
+		ce := g.callError(h, ErrCanceled, err.Error(), nil)
+		g.state.record(hi, ce, 0, false)
+		return nil, ce
+	}
 	if !g.state.admit(time.Now()) {
 		ce := g.callError(h, ErrBackedOff, "", nil)
 		g.state.refused(hi, ce)

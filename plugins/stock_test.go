@@ -20,6 +20,7 @@ import (
 
 	"github.com/parleyhq/parley/core"
 	"github.com/parleyhq/parley/core/devtoken"
+	"github.com/parleyhq/parley/core/whsig"
 )
 
 const devSecret = "stock-test-secret-0123456789"
@@ -184,13 +185,16 @@ func (r *receiver) wait(t *testing.T, n int) ([]*http.Request, [][]byte) {
 
 func TestStockPresenceWebhook(t *testing.T) {
 	a, b := newReceiver(t), newReceiver(t)
-	_, signer, _ := ed25519.GenerateKey(rand.Reader)
-	sink := NewDirectSink(DirectSinkConfig{Timeout: 5 * time.Second, SigningKey: signer}, slog.New(slog.DiscardHandler))
+	// A key rotation in progress: webhooks carry a signature of each key.
+	oldPub, oldKey, _ := ed25519.GenerateKey(rand.Reader)
+	newPub, newKey, _ := ed25519.GenerateKey(rand.Reader)
+	sink := NewDirectSink(DirectSinkConfig{Timeout: 5 * time.Second, SigningKeys: []ed25519.PrivateKey{newKey, oldKey}},
+		slog.New(slog.DiscardHandler))
 	defer sink.Close(context.Background())
 	m, _ := newManager(t, WithWebhookSink(sink))
 	load(t, m, stock(t, "presencewebhook", map[string]any{"targets": []map[string]any{
 		{"name": "a", "url": a.srv.URL + "/hook", "sites": []string{"a.example"}, "secret": "whsec_" + base64.StdEncoding.EncodeToString([]byte("topsecret"))},
-		{"name": "b", "url": b.srv.URL + "/hook", "sites": []string{"b.example"}, "events": []string{"left"}},
+		{"name": "b", "url": b.srv.URL + "/hook", "sites": []string{"b.example"}, "events": []string{"left", "room.finished"}},
 	}}))
 	ctx := context.Background()
 	at := time.Unix(1_700_000_000, 0)
@@ -198,21 +202,67 @@ func TestStockPresenceWebhook(t *testing.T) {
 	m.Presence(ctx, core.PresenceEvent{Kind: core.PresenceJoined, Room: "b.example/standup", Identity: "bob", ParticipantID: "PA_2", At: at})
 	m.Presence(WithClientInfo(ctx, ClientInfo{Host: "b.example"}), core.PresenceEvent{Kind: core.PresenceLeft, Room: "standup",
 		Identity: "bob", ParticipantID: "PA_2", At: at, Reason: "leave"})
+	m.Presence(ctx, core.PresenceEvent{Kind: core.PresenceRoomFinished, Room: "b.example/standup", At: at, Reason: "closed"})
 	reqsA, bodiesA := a.wait(t, 1)
-	reqsB, bodiesB := b.wait(t, 1)
+	reqsB, bodiesB := b.wait(t, 2)
 	time.Sleep(100 * time.Millisecond) // nothing else may arrive
-	if len(reqsA) != 1 || len(reqsB) != 1 {
+	if len(reqsA) != 1 || len(reqsB) != 2 {
 		t.Fatalf("a got %d, b got %d", len(reqsA), len(reqsB))
 	}
-	if !strings.Contains(string(bodiesA[0]), `"participant.joined"`) || !strings.Contains(string(bodiesB[0]), `"reason":"leave"`) {
-		t.Fatalf("bodies %s / %s", bodiesA[0], bodiesB[0])
+	if !strings.Contains(string(bodiesA[0]), `"participant.joined"`) || !strings.Contains(string(bodiesB[0]), `"reason":"leave"`) ||
+		!strings.Contains(string(bodiesB[1]), `"type":"room.finished"`) && !strings.Contains(string(bodiesB[0]), `"type":"room.finished"`) {
+		t.Fatalf("bodies %s / %s", bodiesA[0], bodiesB)
 	}
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("topsecret"))
 	h := reqsA[0].Header
-	sig := Sign(h.Get("webhook-id"), h.Get("webhook-timestamp"), bodiesA[0], "whsec_"+base64.StdEncoding.EncodeToString([]byte("topsecret")), signer)
-	if h.Get("webhook-id") == "" || h.Get("webhook-signature") != sig || !strings.HasPrefix(sig, "v1,") || !strings.Contains(sig, " v1a,") {
-		t.Fatalf("headers %v, want signature %s", h, sig)
+	id, ts, sig := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
+	if want := Sign(id, ts, bodiesA[0], secret, newKey, oldKey); id == "" || sig != want || len(strings.Fields(sig)) != 3 ||
+		!strings.HasPrefix(sig, "v1,") {
+		t.Fatalf("headers %v, want signature %s", h, want)
 	}
-	if st, _ := m.Stats("presencewebhook"); st.Webhooks != 2 {
+	for _, verify := range []struct {
+		secret string
+		key    ed25519.PublicKey
+	}{{secret, nil}, {"", oldPub}, {"", newPub}} {
+		if err := whsig.Verify(sig, id, ts, bodiesA[0], verify.secret, verify.key); err != nil {
+			t.Fatalf("verify with %+v: %v", verify, err)
+		}
+	}
+	// The rotation ends: only the new key signs.
+	sink.SetSigningKeys(newKey)
+	m.Presence(ctx, core.PresenceEvent{Kind: core.PresenceJoined, Room: "a.example/standup", Identity: "carol", ParticipantID: "PA_3", At: at})
+	reqsA, bodiesA = a.wait(t, 2)
+	h = reqsA[1].Header
+	if err := whsig.Verify(h.Get("webhook-signature"), h.Get("webhook-id"), h.Get("webhook-timestamp"), bodiesA[1], "", oldPub); err == nil ||
+		len(strings.Fields(h.Get("webhook-signature"))) != 2 {
+		t.Fatalf("retired key still signs: %s", h.Get("webhook-signature"))
+	}
+	if st, _ := m.Stats("presencewebhook"); st.Webhooks != 4 {
 		t.Fatalf("webhooks %d", st.Webhooks)
 	}
+}
+
+func TestStockPresenceWebhookRejectsBadConfig(t *testing.T) {
+	m, _ := newManager(t)
+	for _, tc := range []struct {
+		target map[string]any
+		want   string
+	}{
+		{map[string]any{"name": "t", "url": "ftp://x.example/hook"}, `url "ftp://x.example/hook": scheme must be http or https`},
+		{map[string]any{"name": "t", "url": "https:///hook"}, `url "https:///hook" has no host`},
+		{map[string]any{"name": "t"}, `target "t": url is missing`},
+		{map[string]any{"name": "t", "url": "https://x.example", "events": []string{"joined", "kicked"}}, `unknown event "kicked"`},
+		{map[string]any{"name": "t", "url": "https://x.example", "sites": []string{"[a"}}, `bad pattern "[a"`},
+	} {
+		err := m.Load(context.Background(), stock(t, "presencewebhook", map[string]any{"targets": []any{tc.target}}))
+		if !errors.Is(err, ErrInit) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: load error %v, want %q", tc.target, err, tc.want)
+		}
+	}
+	if len(m.List()) != 0 {
+		t.Fatalf("a bad configuration loaded: %v", m.List())
+	}
+	// Short and dotted event names load.
+	load(t, m, stock(t, "presencewebhook", map[string]any{"targets": []any{map[string]any{"url": "https://x.example",
+		"events": []string{"joined", "participant.left", "room_started", "room.finished", "track.published", "track_unpublished"}}}}))
 }

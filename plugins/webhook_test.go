@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/abi"
+	"github.com/parleyhq/parley/core/whsig"
 )
 
 func TestDirectSinkRetries(t *testing.T) {
@@ -88,7 +89,18 @@ func TestSign(t *testing.T) {
 	if err != nil || !ed25519.Verify(pub, []byte("msg_1.1700000000."+string(body)), sig) {
 		t.Fatalf("ed25519 signature %s does not verify", got)
 	}
-	if Sign("id", "1", body, "", nil) != "" {
+	if Sign("id", "1", body, "", nil) != "" || Sign("id", "1", body, "") != "" {
 		t.Fatal("signature without keys")
+	}
+	// Several keys (a rotation): one v1a signature each, after the v1.
+	pub2, priv2, _ := ed25519.GenerateKey(rand.Reader)
+	got = Sign("msg_1", "1700000000", body, "whsec_"+secret, priv, priv2)
+	if f := strings.Fields(got); len(f) != 3 || f[0] != want || !strings.HasPrefix(f[1], "v1a,") || !strings.HasPrefix(f[2], "v1a,") {
+		t.Fatalf("rotation signature %s", got)
+	}
+	for _, k := range []ed25519.PublicKey{pub, pub2} {
+		if err := whsig.Verify(got, "msg_1", "1700000000", body, "", k); err != nil {
+			t.Fatalf("verify: %v", err)
+		}
 	}
 }

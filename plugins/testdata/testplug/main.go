@@ -1,7 +1,8 @@
 // Command testplug is the Go plugin the host's tests drive. Its join hook
 // behaves by room name: ordinary rooms are allowed and tagged with the
 // configured version; rooms named after a misbehaviour (loop, bomb, panic,
-// exit, garbage, huge ...) make it misbehave that way.
+// exit, garbage, huge ...) make it misbehave that way. Its presence hook
+// does the same for the rooms loop, panic and exit.
 package main
 
 import (
@@ -103,8 +104,14 @@ func join(input []byte) ([]byte, error) {
 }
 
 func presence(ev abi.PresenceEvent) error {
-	if ev.Room == "panic" {
+	switch ev.Room {
+	case "panic":
 		panic("testplug: presence boom")
+	case "loop":
+		for {
+		}
+	case "exit":
+		os.Exit(3)
 	}
 	if cfg.PresenceFail {
 		return errors.New("testplug: presence fails as configured")
