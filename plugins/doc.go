@@ -13,6 +13,16 @@
 //	var policy core.Policy = m           // join, publish and subscribe chains
 //	var presence core.Presence = m       // presence chain (fails open)
 //
+// For durable presence webhooks, the cluster leader (or a single node)
+// runs the presence chain over its committed journal instead, and stores
+// what it returns in its outbox with the journal cursor:
+//
+//	ws, err := m.PresenceWebhooks(ctx, entry.Event) // the sink is not used
+//	if plugins.IsTransient(err) { /* retry the entry later */ }
+//
+// Statistics (Manager.Stats, Manager.List) include per-hook latency
+// histograms and failures by kind (Stats.Hooks) for metrics.
+//
 // A Spec is a module's bytes plus the operator's metadata (name, version,
 // sha256, configuration, granted capabilities, limits, order), so the
 // loader does not care whether the bytes came from a directory, the admin

@@ -154,6 +154,14 @@ func FuzzDecodeRoundTrip(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string, n int64, flag bool) {
 		checkJoin(t, joinRequest(s, n, flag))
+		ev := abi.PresenceEvent{ID: s, Kind: s, Room: s, Identity: s, At: n, Site: s, TrackID: s, TrackKind: s}
+		if flag {
+			ev.ParticipantID, ev.Reason = s, s
+		}
+		want, b := viaJSON(t, ev)
+		if got, err := decodePresenceEvent(b); err != nil || got != want {
+			t.Fatalf("presence %s:\n got %+v, %v\nwant %+v", b, got, err, want)
+		}
 	})
 }
 

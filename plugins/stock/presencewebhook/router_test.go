@@ -180,3 +180,53 @@ func TestBadConfig(t *testing.T) {
 		t.Errorf("init with a bad url: %v", err)
 	}
 }
+
+// FuzzRouter feeds arbitrary configurations and events to the router: a
+// configuration is accepted only with valid http(s) targets and known
+// events, and every webhook of an accepted one goes to a target's url
+// with a JSON body of the event's type.
+func FuzzRouter(f *testing.F) {
+	f.Add(testConfig, "joined", "a.example/lobby", "")
+	f.Add(`{"targets":[{"url":"https://x","events":["track.published"]}]}`, "track_published", "r", "x")
+	f.Add(`{"targets":[{"url":"http://[::1]:80/h","events":["room_finished"],"rooms":["*"]}]}`, "room_finished", "r", "")
+	f.Add(`{"targets":[{"url":"https://x","events":["moved"]}]}`, "left", "r", "")
+	f.Fuzz(func(t *testing.T, config, kind, room, site string) {
+		var cfg Config
+		if json.Unmarshal([]byte(config), &cfg) != nil {
+			return
+		}
+		r, err := NewRouter(cfg)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "presencewebhook: ") {
+				t.Fatalf("error without prefix: %v", err)
+			}
+			return
+		}
+		urls := map[string]bool{}
+		for _, tg := range cfg.Targets {
+			if err := checkURL(tg); err != nil {
+				t.Fatalf("accepted a bad url: %v", err)
+			}
+			for _, e := range tg.Events {
+				if _, ok := kindOf(e); !ok {
+					t.Fatalf("accepted event %q", e)
+				}
+			}
+			urls[tg.URL] = true
+		}
+		ws, err := r.Webhooks(abi.PresenceEvent{ID: "pe_1", Kind: kind, Room: room, Site: site})
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, known := eventTypes[kind]
+		if !known && len(ws) > 0 {
+			t.Fatalf("unknown kind %q gave webhooks", kind)
+		}
+		for _, w := range ws {
+			var b body
+			if !urls[w.URL] || json.Unmarshal(w.Body, &b) != nil || b.Type != typ || w.Event != typ || w.ID == "" {
+				t.Fatalf("webhook %+v", w)
+			}
+		}
+	})
+}
