@@ -4,6 +4,9 @@
 /** The signaling protocol version the SDK speaks. */
 export const PROTOCOL_VERSION: 1;
 
+/** The `from` of a data message sent by the server (its API), not a participant. */
+export const SERVER_SENDER: "server";
+
 /** Error codes from docs/protocol.md, plus the SDK's own. */
 export type ErrorCode =
   | "malformed_message" | "unsupported_version" | "unknown_type" | "bad_request"
@@ -42,6 +45,8 @@ export interface ParticipantInfo {
   metadata?: string;
   grants: Grants;
   tracks: TrackInfo[];
+  /** Ids of the tracks the server muted; absent when none is. */
+  muted_tracks?: string[];
 }
 
 export interface SessionInfo {
@@ -120,6 +125,8 @@ export class RemoteParticipant {
   readonly media: Map<string, MediaStreamTrack>;
   /** Every received track of this participant, for a media element. */
   readonly stream: MediaStream;
+  /** Ids of this participant's tracks the server muted (no media flows). */
+  readonly mutedTracks: Set<string>;
 }
 
 /** A track this client publishes. */
@@ -132,6 +139,8 @@ export class LocalTrack {
   /** Parley's track id, once the server reported it ("" before). */
   parleyId: string;
   readonly muted: boolean;
+  /** True while the server has muted the track: nothing is forwarded. */
+  readonly serverMuted: boolean;
   mute(): void;
   unmute(): void;
   unpublish(): Promise<void>;
@@ -146,10 +155,37 @@ export interface RemoteTrackEvent {
 }
 
 export interface DataMessage {
+  /** Sender's participant id, or SERVER_SENDER ("server"). */
   from: string;
   fromIdentity: string;
   to?: string;
+  /** True when the server (its API) sent the message. */
+  fromServer: boolean;
   payload: unknown;
+}
+
+/**
+ * Why the server is closing the connection. With code "session_expired" the
+ * participant was removed and `reason` says why: "kicked", "room_closed" or
+ * "replaced"; `detail` carries the operator's words. With "redirect" join
+ * again at `url` (empty: where you first connected); with "unavailable" the
+ * server is going away.
+ */
+export interface ClosingEvent {
+  reason: string;
+  code?: ErrorCode;
+  url?: string;
+  detail?: string;
+}
+
+export interface TrackMutedEvent {
+  trackId: string;
+  participantId: string;
+  muted: boolean;
+  /** The publisher, or null when it is this client. */
+  participant: RemoteParticipant | null;
+  /** This client's track, when it is the one muted. */
+  localTrack: LocalTrack | null;
 }
 
 export interface RoomEvents {
@@ -157,7 +193,11 @@ export interface RoomEvents {
   connectionState: (state: ConnectionState) => void;
   reconnected: (e: { transport: TransportKind }) => void;
   disconnected: (e: { reason: string }) => void;
-  closing: (e: { reason: string; code?: ErrorCode }) => void;
+  closing: (e: ClosingEvent) => void;
+  /** The server API changed this participant's grants; revocations already took effect. */
+  permissions: (grants: Grants) => void;
+  /** The server muted or unmuted a track, this client's own included. */
+  trackMuted: (e: TrackMutedEvent) => void;
   redirect: (e: { url: string }) => void;
   transportError: (e: { kind?: TransportKind; error: Error }) => void;
   participantJoined: (p: RemoteParticipant) => void;

@@ -24,6 +24,8 @@ export class ParleyError extends Error {
 const REQUEST_TIMEOUT_MS = 15000;
 const CONNECT_TIMEOUT_MS = 8000;
 const MAX_REDIRECTS = 3;
+/** The "from" of a data message the server itself sent (server API). */
+export const SERVER_SENDER = "server";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -107,6 +109,8 @@ export class RemoteParticipant {
     this.metadata = info.metadata || "";
     this.grants = info.grants || {};
     for (const t of info.tracks || []) this.tracks.set(t.id, t);
+    /** @type {Set<string>} ids of this participant's tracks the server muted */
+    this.mutedTracks = new Set(info.muted_tracks || []);
   }
 }
 
@@ -121,6 +125,8 @@ export class LocalTrack {
     this.id = track.id;
     this.parleyId = "";
     this.sender = null;
+    /** True while the server has muted this track (trackMuted event). */
+    this.serverMuted = false;
   }
   get muted() { return !this.track.enabled; }
   /** Sends silence or black frames without renegotiating. */
@@ -410,7 +416,9 @@ export class Room extends Emitter {
       case "track_unpublished": return this._onTrackUnpublished(d);
       case "sub_offer": return this._onSubOffer(d.offer);
       case "trickle": return this._onRemoteCandidate(d.target, d.candidate);
-      case "data": return this.emit("data", { from: d.from, fromIdentity: d.from_identity, to: d.to, payload: decodePayload(d.payload) });
+      case "data": return this.emit("data", { from: d.from, fromIdentity: d.from_identity, to: d.to, fromServer: d.from === SERVER_SENDER, payload: decodePayload(d.payload) });
+      case "permissions": return this._onPermissions(d);
+      case "track_muted": return this._onTrackMuted(d);
       case "closing":
         this._closing = d;
         return this.emit("closing", d);
@@ -451,6 +459,25 @@ export class Room extends Emitter {
     }
     for (const t of res.participant.tracks || []) this._onTrackPublished(t);
     if (!resumed) this.emit("joined", { participant: res.participant, room: res.room });
+  }
+
+  /** The server API changed what this participant may do; revocations already took effect. */
+  _onPermissions(d) {
+    if (this.localParticipant) this.localParticipant.grants = d.grants || {};
+    this.emit("permissions", d.grants || {});
+  }
+
+  /** The server muted or unmuted a track (no media is forwarded while muted). */
+  _onTrackMuted(d) {
+    const p = this.participants.get(d.participant_id) || null;
+    if (p) {
+      if (d.muted) p.mutedTracks.add(d.track_id);
+      else p.mutedTracks.delete(d.track_id);
+    }
+    let localTrack = null;
+    for (const lt of this.localTracks.values()) if (lt.parleyId === d.track_id) localTrack = lt;
+    if (localTrack) localTrack.serverMuted = !!d.muted;
+    this.emit("trackMuted", { trackId: d.track_id, participantId: d.participant_id, muted: !!d.muted, participant: p, localTrack });
   }
 
   _onParticipantJoined(info) {
