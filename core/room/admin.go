@@ -131,26 +131,37 @@ func (m *Manager) CreateRoom(ctx context.Context, name string, opts RoomOptions)
 	if err := m.claim(ctx, r, opts.Metadata); err != nil {
 		return RoomInfo{}, err
 	}
-	r.mu.Lock()
-	if err := r.closedErrLocked(); err != nil {
-		r.mu.Unlock()
+	existed, err := m.adopt(r, opts)
+	if err != nil {
+		if core.CodeOf(err) == core.CodeConflict {
+			return r.info(), err
+		}
 		return RoomInfo{}, err
 	}
-	existed := r.started
-	if existed && r.opts != opts {
-		r.mu.Unlock()
-		return r.info(), core.Errorf(core.CodeConflict, "room %q exists with other options", name)
-	}
-	r.opts = opts
-	r.startLocked()
-	r.mu.Unlock()
-	m.mu.Lock()
-	r.keep = true
-	m.mu.Unlock()
 	if !existed {
 		m.deps.Log.Info("room created", "room", name, "max_participants", opts.MaxParticipants, "empty_timeout", opts.EmptyTimeout)
 	}
 	return r.info(), nil
+}
+
+// adopt makes r a created room with opts, starting it unless it has
+// started (existed); a started room with other options is a conflict.
+func (m *Manager) adopt(r *Room, opts RoomOptions) (existed bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.closedErrLocked(); err != nil {
+		return false, err
+	}
+	if r.started && r.opts != opts {
+		return true, core.Errorf(core.CodeConflict, "room %q exists with other options", r.name)
+	}
+	existed = r.started
+	r.opts = opts
+	r.startLocked()
+	r.keep = true
+	return existed, nil
 }
 
 // Room describes the room name, if it is on this node.

@@ -10,7 +10,8 @@ import (
 type Participant = protocol.ParticipantInfo
 
 // ParticipantLeft reports a participant leaving: its id, identity and the
-// reason ("leave", "disconnected", "kicked", "shutdown"). It is the wire type
+// reason ("leave", "disconnected", "kicked", "room_closed", "shutdown", ...).
+// It is the wire type
 // protocol.ParticipantLeft.
 type ParticipantLeft = protocol.ParticipantLeft
 
