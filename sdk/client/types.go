@@ -11,8 +11,7 @@ type Participant = protocol.ParticipantInfo
 
 // ParticipantLeft reports a participant leaving: its id, identity and the
 // reason ("leave", "disconnected", "kicked", "room_closed", "shutdown", ...).
-// It is the wire type
-// protocol.ParticipantLeft.
+// It is the wire type protocol.ParticipantLeft.
 type ParticipantLeft = protocol.ParticipantLeft
 
 // TrackMuted reports that the server muted or unmuted a track (its media
