@@ -319,3 +319,32 @@ func TestInfoCommand(t *testing.T) {
 		t.Fatalf("info without a node: exit %d: %s", code, errs)
 	}
 }
+
+// TestServeStopBounded: a client that never reads cannot hold the stop
+// past --drain-timeout: the process exits (status 1, the stop was
+// incomplete) shortly after the bound.
+func TestServeStopBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := isolate(t)
+	var logs logBuf
+	cmd, base := startServeLog(t, dir, &logs, "--http-addr", "127.0.0.1:0", "--webtransport-addr", "", "--media-port", "0",
+		"--data-dir", filepath.Join(dir, "d"), "--plugin-dir", "none", "--drain-timeout", "1s")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v1/signal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	code := waitExit(t, cmd, 1*time.Second+stopGrace+2*time.Second)
+	took := time.Since(start)
+	if code != 1 {
+		t.Fatalf("exit status %d after an overrun stop, want 1", code)
+	}
+	t.Logf("stop with a stuck client took %s (bound 1s)", took.Round(time.Millisecond))
+	logs.waitLog(t, time.Second, "node stopped", "shutdown incomplete")
+}

@@ -23,7 +23,7 @@ const (
 
 // stopGrace is how long past --drain-timeout a graceful stop may run
 // before the process exits anyway (status 1).
-const stopGrace = 5 * time.Second
+const stopGrace = 10 * time.Second
 
 // liveSettings are the settings SIGHUP applies to a running node; a change
 // to any other needs a restart.
