@@ -169,32 +169,7 @@ func dashboardSeries(t *testing.T) map[string]bool {
 // /metrics, parsed with the Prometheus text parser; the pending ones are
 // checked once exported.
 func TestDashboardSeries(t *testing.T) {
-	dir := isolate(t)
-	secret, err := raftstore.GenerateSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := node.DefaultConfig()
-	cfg.DataDir, cfg.PluginDir = filepath.Join(dir, "d"), "none"
-	cfg.HTTP.HTTPAddr, cfg.HTTP.WebTransportAddr, cfg.Media.MediaPort = "127.0.0.1:0", "", 0
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Cluster.Secret, cfg.Cluster.Listener = secret, ln
-	n, err := node.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := n.WaitClusterReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	n := soloCluster(t, filepath.Join(isolate(t), "d"))
 	resp, err := http.Get(n.URL() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -273,4 +248,36 @@ func TestDistUnitAndImage(t *testing.T) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
 	}
+}
+
+// soloCluster starts an in-process node that is a cluster of one, with its
+// data in data, and waits until it leads.
+func soloCluster(t *testing.T, data string) *node.Node {
+	t.Helper()
+	secret, err := raftstore.GenerateSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.DefaultConfig()
+	cfg.DataDir, cfg.PluginDir = data, "none"
+	cfg.HTTP.HTTPAddr, cfg.HTTP.WebTransportAddr, cfg.Media.MediaPort = "127.0.0.1:0", "", 0
+	cfg.Cluster.Secret, cfg.Cluster.Listener, cfg.Cluster.NodeID = secret, ln, "solo"
+	n, err := node.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := n.WaitClusterReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -348,3 +348,18 @@ func TestServeStopBounded(t *testing.T) {
 	t.Logf("stop with a stuck client took %s (bound 1s)", took.Round(time.Millisecond))
 	logs.waitLog(t, time.Second, "node stopped", "shutdown incomplete")
 }
+
+// TestInfoClusterRole: parley info on a node of a cluster reports its role
+// and leader.
+func TestInfoClusterRole(t *testing.T) {
+	data := filepath.Join(isolate(t), "d")
+	n := soloCluster(t, data)
+	out, errs, code := runCmd(t, "info", "--http-addr", strings.TrimPrefix(n.URL(), "http://"), "--data-dir", data)
+	if code != 0 {
+		t.Fatalf("info: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "cluster:") || !strings.Contains(out, "leader, leader solo, term ") || !strings.Contains(out, "1 nodes") ||
+		!strings.Contains(out, "node solo") || !strings.Contains(out, "and the cluster's plugin set") {
+		t.Fatalf("info on a cluster node:\n%s", out)
+	}
+}
