@@ -88,6 +88,11 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{2, 4, '{', '}'})
 	f.Add([]byte{1, 99, '{', '}'})
 	f.Add([]byte{1, byte(KindPresence), 'n', 'u', 'l', 'l'})
+	f.Add(append([]byte{1, byte(KindEnqueueWebhooks)}, `{"rid":"x","from":3,"to":1}`...))
+	f.Add(append([]byte{1, byte(KindEnqueueWebhooks)}, `{"rid":"x","from":0,"to":0,"items":[{"id":"W","url":"u","host":"h","body":{"a":[1]}}]}`...))
+	f.Add(append([]byte{1, byte(KindRotateSigningKey)}, `{"rid":"x","key":{"id":"00","private":"AAAA"}}`...))
+	f.Add(append([]byte{1, byte(KindReserveIdempotency)}, `{"rid":"x","record":{"key":"k"},"ttl":-1}`...))
+	f.Add(append([]byte{1, byte(KindSettleWebhooks)}, `{"rid":"x","dead":[{"id":"W","attempts":-1}]}`...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cmd, err := DecodeCommand(b)
 		if err != nil {
