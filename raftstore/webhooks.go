@@ -13,7 +13,9 @@ import (
 
 // The Store's side of the webhook pipeline (issue 5) and of the server
 // API (issue 7). Reads answer from the local replica; writes are one
-// command each and work on any node.
+// command each and work on any node. The values reads return share their
+// byte slices and maps (webhook bodies and headers, private keys, results)
+// with the replica: callers must not modify them.
 
 // PresenceJournal returns, in order, up to limit (all when limit <= 0)
 // committed presence entries with a sequence above after, and how many
