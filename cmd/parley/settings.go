@@ -289,7 +289,7 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// logSpec parses --log over the default level --log-level.
+// parseLogSpec parses --log over the default level --log-level.
 func (s *settings) parseLogSpec() (logging.Spec, error) {
 	def, err := logging.ParseLevel(s.logLevel)
 	if err != nil {
