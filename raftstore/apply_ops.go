@@ -87,6 +87,28 @@ func (s *state) journalAfter(seq uint64) int {
 	return i
 }
 
+// journalPage returns up to limit (all when limit <= 0) journal entries
+// with a sequence above after, and how many entries above after are gone
+// from the journal.
+func (s *state) journalPage(after uint64, limit int) (entries []core.JournalEntry, gone uint64) {
+	rest := s.Journal.Entries[s.journalAfter(after):]
+	next := s.Journal.Seq + 1 // the first sequence still held, if any
+	if len(rest) > 0 {
+		next = rest[0].Seq
+	}
+	if next > after+1 {
+		gone = next - after - 1
+	}
+	if limit > 0 && len(rest) > limit {
+		rest = rest[:limit]
+	}
+	entries = make([]core.JournalEntry, len(rest))
+	for i, e := range rest {
+		entries[i] = core.JournalEntry{Seq: e.Seq, Event: e.Event()}
+	}
+	return entries, gone
+}
+
 // webhookIDs returns the ids of the pending and dead webhooks.
 func (s *state) webhookIDs() map[string]bool {
 	have := make(map[string]bool, len(s.Outbox.Items)+len(s.Outbox.Dead))

@@ -212,6 +212,12 @@ func TestOutboxRules(t *testing.T) {
 	if st.Outbox.Cursor != 2 || ids(st.Outbox.Items) != "W1,W2" || len(st.Journal.Entries) != 1 || st.Journal.Entries[0].Seq != 3 {
 		t.Fatalf("after enqueue: %+v %+v (%+v)", st.Outbox, st.Journal, r)
 	}
+	if page, gone := st.journalPage(0, 0); len(page) != 1 || page[0].Seq != 3 || gone != 2 {
+		t.Fatalf("journal page after trimming: %+v, %d gone", page, gone)
+	}
+	if page, gone := st.journalPage(2, 1); len(page) != 1 || gone != 0 {
+		t.Fatalf("journal page after the cursor: %+v, %d gone", page, gone)
+	}
 	w1 := st.Outbox.Items[0]
 	if w1.Seq != 1 || st.Outbox.Items[1].Seq != 2 || !w1.Enqueued.Equal(p.now) || w1.Body == nil || w1.Headers["x-site"] != "a" {
 		t.Fatalf("enqueued item: %+v", w1)
@@ -233,6 +239,12 @@ func TestOutboxRules(t *testing.T) {
 	p.must(&EnqueueWebhooks{From: 2, To: 3, Items: append(webhooks("a.test", "W2", "W3"), webhooks("b.test", "W4", "W5")...)})
 	if st.Outbox.Cursor != 3 || ids(st.Outbox.Items) != "W1,W2,W3,W4,W5" || len(st.Journal.Entries) != 0 {
 		t.Fatalf("after second enqueue: %+v", st.Outbox)
+	}
+	if page, gone := st.journalPage(3, 10); len(page) != 0 || gone != 0 {
+		t.Fatalf("journal page at its end: %+v, %d gone", page, gone)
+	}
+	if page, gone := st.journalPage(1, 10); len(page) != 0 || gone != 2 {
+		t.Fatalf("journal page before the cursor: %+v, %d gone", page, gone)
 	}
 	// Settle: W1 acked, W2 and W4 dead, unknown ids ignored.
 	r = p.must(&SettleWebhooks{Acked: []string{"W1", "nope"}, Dead: []core.Webhook{
@@ -476,4 +488,33 @@ func TestIdempotencyRules(t *testing.T) {
 	if len(st2.Idempotency.Records) != maxIdempotency || st2.Idempotency.Order[0] != "k00001" {
 		t.Fatalf("%d records, oldest %s", len(st2.Idempotency.Records), st2.Idempotency.Order[0])
 	}
+}
+
+// TestJournalEviction: beyond maxJournal entries past the cursor, the
+// oldest are evicted, counted as dropped, and reported as gone to a
+// reader at the cursor.
+func TestJournalEviction(t *testing.T) {
+	p := newFSMPair(t)
+	p.cheap = true
+	n := maxJournal + 1034
+	for _, f := range []*fsm{p.a, p.b} {
+		f.mu.Lock()
+		f.st.Journal.Entries = make([]PresenceEntry, n)
+		for i := range f.st.Journal.Entries {
+			f.st.Journal.Entries[i].Seq = uint64(i + 1)
+		}
+		f.st.Journal.Seq = uint64(n)
+		f.mu.Unlock()
+	}
+	p.must(&EnqueueWebhooks{From: 0, To: 10})
+	p.must(&ClaimRoom{Room: "r", Node: "n1"}) // one more entry: 1025 over, none processed
+	st := p.state()
+	if st.Journal.Dropped != 1025 || len(st.Journal.Entries) != maxJournal {
+		t.Fatalf("dropped %d, %d kept", st.Journal.Dropped, len(st.Journal.Entries))
+	}
+	page, gone := st.journalPage(st.Outbox.Cursor, 5)
+	if gone != 1025 || len(page) != 5 || page[0].Seq != 1036 {
+		t.Fatalf("page at the cursor: first %d, %d gone", page[0].Seq, gone)
+	}
+	p.same(func(st *state) any { return []any{st.Journal.Dropped, st.Journal.Seq, len(st.Journal.Entries)} })
 }

@@ -19,19 +19,14 @@ import (
 
 // PresenceJournal returns, in order, up to limit (all when limit <= 0)
 // committed presence entries with a sequence above after, and how many
-// entries the journal evicted before the pipeline's cursor passed them
-// (lost to the pipeline; the journal keeps 100000 entries past the
-// cursor). Entries at or below WebhookCursor may have been trimmed.
+// entries with a sequence above after are no longer in the journal. Past
+// the webhook cursor those are entries the journal evicted before the
+// pipeline processed them (it keeps 100000 past the cursor); at or below
+// the cursor, entries are trimmed once processed. The pipeline passes
+// WebhookCursor as after, so dropped counts only losses, and it can step
+// its cursor over them.
 func (s *Store) PresenceJournal(after uint64, limit int) (entries []core.JournalEntry, dropped uint64) {
-	s.fsm.read(func(st *state) {
-		for _, e := range st.Journal.Entries[st.journalAfter(after):] {
-			if limit > 0 && len(entries) >= limit {
-				break
-			}
-			entries = append(entries, core.JournalEntry{Seq: e.Seq, Event: e.Event()})
-		}
-		dropped = st.Journal.Dropped
-	})
+	s.fsm.read(func(st *state) { entries, dropped = st.journalPage(after, limit) })
 	return entries, dropped
 }
 
