@@ -110,9 +110,9 @@ func TestJournalOrderOnNodeDeathAndRelease(t *testing.T) {
 		track(core.PresenceTrackPublished, "PA_1", "TR_a"), // repeated: ignored
 		track(core.PresenceTrackPublished, "PA_3", "TR_c"),
 		track(core.PresenceTrackUnpublished, "PA_1", "TR_b"),
-		track(core.PresenceTrackUnpublished, "PA_1", "TR_zz"), // unknown track: ignored
+		track(core.PresenceTrackUnpublished, "PA_1", "TR_zz"),  // unknown track: ignored
 		track(core.PresenceTrackPublished, "PA_ghost", "TR_g"), // absent participant: ignored
-		{Kind: core.PresenceRoomStarted, Room: "r9"},            // room kinds: ignored
+		{Kind: core.PresenceRoomStarted, Room: "r9"},           // room kinds: ignored
 		{Kind: core.PresenceRoomFinished, Room: "r1"},
 	}})
 	want := []string{
