@@ -30,6 +30,7 @@ type Manager struct {
 
 	releases sync.WaitGroup // claim releases in flight
 	draining atomic.Bool
+	presence presenceQueue // see presence.go
 }
 
 // NewManager returns a Manager over the given media engine and hooks.

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/parleyhq/parley/core"
@@ -9,19 +10,32 @@ import (
 
 // Presence. Every change of a room that presence reports (the room
 // starting or finishing, a participant joining or leaving, a track
-// published or unpublished) queues its event on the room while the room's
-// mutex is held, so the queue is in the order the changes took effect.
-// Whoever made a change then calls flushPresence, without locks, which
-// hands the queued events to Deps.Presence one at a time in that order: a
-// room's events never overtake each other, even when several goroutines
-// change the room at once. Per room the order is room_started first, then
-// joins, tracks and departures (a leaving participant's track_unpublished
-// before its left), and room_finished last.
+// published or unpublished) queues its event on the manager's presence
+// queue while the room's mutex is held, so a room's events are queued in
+// the order its changes took effect; a room finishes under the manager's
+// mutex before a room of the same name can start again, so a name's
+// events keep their order across rooms too. Whoever made a change then
+// calls flushPresence, without locks, which hands the queued events to
+// Deps.Presence one at a time in queue order: events never overtake each
+// other, even when several goroutines change rooms at once. Per room the
+// order is room_started first, then joins, tracks and departures (a
+// leaving participant's track_unpublished before its left), and
+// room_finished last.
+
+// presenceQueue holds presence events until they are delivered.
+type presenceQueue struct {
+	mu      sync.Mutex // a leaf lock: taken under Room.mu and Manager.mu
+	evs     []core.PresenceEvent
+	deliver sync.Mutex // serializes delivery; taken without other locks
+}
 
 // queueLocked appends a presence event of the room. r.mu held.
 func (r *Room) queueLocked(ev core.PresenceEvent) {
 	ev.Room, ev.Node, ev.At = r.name, r.m.cfg.NodeID, time.Now()
-	r.presence = append(r.presence, ev)
+	q := &r.m.presence
+	q.mu.Lock()
+	q.evs = append(q.evs, ev)
+	q.mu.Unlock()
 }
 
 // startLocked marks the room started, queueing room_started once. r.mu
@@ -62,20 +76,24 @@ func (r *Room) trackEventLocked(kind core.PresenceKind, owner *Participant, t co
 }
 
 // flushPresence delivers the queued events in order. Call it without
-// locks after every change that may have queued one.
-func (r *Room) flushPresence() {
-	r.deliver.Lock()
-	defer r.deliver.Unlock()
+// locks after every change of r that may have queued one.
+func (r *Room) flushPresence() { r.m.flushPresence() }
+
+// flushPresence delivers the queued events in order.
+func (m *Manager) flushPresence() {
+	q := &m.presence
+	q.deliver.Lock()
+	defer q.deliver.Unlock()
 	for {
-		r.mu.Lock()
-		evs := r.presence
-		r.presence = nil
-		r.mu.Unlock()
+		q.mu.Lock()
+		evs := q.evs
+		q.evs = nil
+		q.mu.Unlock()
 		if len(evs) == 0 {
 			return
 		}
 		for _, ev := range evs {
-			r.m.deps.Presence.Presence(context.Background(), ev)
+			m.deps.Presence.Presence(context.Background(), ev)
 		}
 	}
 }

@@ -2,7 +2,9 @@ package room
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,4 +244,63 @@ func TestDrainSingleNode(t *testing.T) {
 	if n := strings.Count(fmt.Sprint(got), "room_finished (moved)"); n != 2 {
 		t.Fatalf("presence after the drain: %v", got)
 	}
+}
+
+// Participants joining and leaving one room concurrently, so that it
+// empties and starts again many times, yield presence events whose order
+// is always consistent: the room started before anyone joins, each
+// participant joined before it left, the room finishes empty and starts
+// again before the next join.
+func TestPresenceOrderUnderChurn(t *testing.T) {
+	log := &presenceLog{}
+	m := newTestManager(t, log, nil)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 10 {
+				c, err := tryJoin(t, m, "churn", fmt.Sprintf("p%d-%d", i, j), core.Grants{CanPublishData: true})
+				if err != nil {
+					t.Errorf("join: %v", err)
+					return
+				}
+				// Stay and be away for random moments: the room is sometimes
+				// shared, sometimes empty.
+				time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
+				c.p.Leave(ReasonLeave)
+				time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			}
+		})
+	}
+	wg.Wait()
+	m.flushPresence()
+	started, present, cycles := false, map[string]bool{}, 0
+	for i, ev := range log.events() {
+		switch ev.Kind {
+		case core.PresenceRoomStarted:
+			if started {
+				t.Fatalf("event %d: room started twice", i)
+			}
+			started = true
+			cycles++
+		case core.PresenceJoined:
+			if !started || present[ev.ParticipantID] {
+				t.Fatalf("event %d: %s joined (started %v, present %v)", i, ev.Identity, started, present[ev.ParticipantID])
+			}
+			present[ev.ParticipantID] = true
+		case core.PresenceLeft:
+			if !present[ev.ParticipantID] {
+				t.Fatalf("event %d: %s left without joining", i, ev.Identity)
+			}
+			delete(present, ev.ParticipantID)
+		case core.PresenceRoomFinished:
+			if !started || len(present) != 0 {
+				t.Fatalf("event %d: room finished (started %v) with %d present", i, started, len(present))
+			}
+			started = false
+		}
+	}
+	if started || cycles == 0 {
+		t.Fatalf("room still started at the end, or never: %d cycles", cycles)
+	}
+	t.Logf("%d room cycles", cycles)
 }

@@ -13,7 +13,7 @@ import (
 // Room is one room's participants and published tracks.
 //
 // Lock order: Manager.mu before Room.mu. Sinks are called with Room.mu
-// held and never block. Room.deliver is taken without other locks held.
+// held and never block.
 type Room struct {
 	name string
 	m    *Manager
@@ -42,9 +42,6 @@ type Room struct {
 	finished     bool        // room_finished queued
 	removed      bool        // no longer in the manager's map
 	ending       string      // why the room finishes, once that is decided; it admits no one then
-	presence     []core.PresenceEvent
-
-	deliver sync.Mutex // serializes flushPresence
 }
 
 func newRoom(name string, m *Manager) *Room {
