@@ -65,6 +65,10 @@ type entry struct {
 	done     bool // acked or dead; waiting for the settle to commit
 }
 
+// queue is one room's webhooks in Seq order; a webhook without a room
+// has a queue of its own.
+type queue struct{ items []*entry }
+
 // outcome is what one POST came to.
 type outcome struct {
 	id         string
@@ -78,7 +82,7 @@ type delivery struct {
 	*Deliverer
 	client   *http.Client
 	entries  map[string]*entry
-	order    []string // ids in Seq order, as last read
+	queues   []*queue // per room, in the order of their first webhook's Seq
 	hostBusy map[string]int
 	inFlight int
 	results  chan outcome
@@ -106,7 +110,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 	for {
 		now := time.Now()
 		r.flush(ctx, now, false)
-		if r.reload || now.Sub(r.lastLoad) >= d.cfg.PollInterval {
+		if r.reload || now.Sub(r.lastLoad) >= r.loadEvery() {
 			r.load(now)
 		}
 		wakeAt := r.schedule(ctx, now)
@@ -117,6 +121,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 			return
 		case o := <-r.results:
 			r.handle(o, time.Now())
+			r.drain()
 		case <-d.wake:
 			r.reload = true
 		case <-t.C:
@@ -126,6 +131,19 @@ func (d *Deliverer) Run(ctx context.Context) {
 			case <-t.C:
 			default:
 			}
+		}
+	}
+}
+
+// drain handles the outcomes already waiting, so that one scheduling
+// pass follows many of them.
+func (r *delivery) drain() {
+	for {
+		select {
+		case o := <-r.results:
+			r.handle(o, time.Now())
+		default:
+			return
 		}
 	}
 }
@@ -140,12 +158,23 @@ func (r *delivery) stop() {
 	r.flush(ctx, time.Now(), true)
 }
 
+// loadEvery is how often the outbox is read without a nudge: every
+// PollInterval, less often when it is large (a long outage), up to 5 s.
+func (r *delivery) loadEvery() time.Duration {
+	every := r.cfg.PollInterval
+	if n := len(r.entries); n > 1000 {
+		every = min(every*time.Duration(n/1000), max(5*time.Second, r.cfg.PollInterval))
+	}
+	return every
+}
+
 // load reads the outbox and reconciles it with what this loop tracks.
 func (r *delivery) load(now time.Time) {
 	r.reload, r.lastLoad = false, now
 	pending := r.store.PendingWebhooks()
 	seen := make(map[string]*entry, len(pending))
-	r.order = r.order[:0]
+	rooms := map[string]*queue{}
+	r.queues = r.queues[:0]
 	var oldest time.Time
 	for _, w := range pending {
 		e := r.entries[w.ID]
@@ -156,7 +185,15 @@ func (r *delivery) load(now time.Time) {
 			}
 		}
 		seen[w.ID] = e
-		r.order = append(r.order, w.ID)
+		q := rooms[w.Room]
+		if q == nil || w.Room == "" {
+			q = &queue{}
+			r.queues = append(r.queues, q)
+			if w.Room != "" {
+				rooms[w.Room] = q
+			}
+		}
+		q.items = append(q.items, e)
 		if oldest.IsZero() || e.first.Before(oldest) {
 			oldest = e.first
 		}
@@ -188,23 +225,18 @@ func (r *delivery) load(now time.Time) {
 
 // schedule starts the POSTs that may go now and returns when to look again.
 func (r *delivery) schedule(ctx context.Context, now time.Time) time.Time {
-	wakeAt := r.lastLoad.Add(r.cfg.PollInterval)
+	wakeAt := r.lastLoad.Add(r.loadEvery())
 	if len(r.acked)+len(r.dead) > 0 {
 		wakeAt = earliest(wakeAt, r.firstDone.Add(r.cfg.SettleInterval))
 	}
-	blocked := map[string]bool{}
-	for _, id := range r.order {
-		e := r.entries[id]
-		if e == nil || e.done {
+	for _, q := range r.queues {
+		for len(q.items) > 0 && q.items[0].done {
+			q.items = q.items[1:]
+		}
+		if len(q.items) == 0 {
 			continue
 		}
-		room := e.w.Room
-		if room != "" {
-			if blocked[room] {
-				continue
-			}
-			blocked[room] = true
-		}
+		e := q.items[0]
 		if e.inFlight {
 			continue
 		}
@@ -349,7 +381,6 @@ func (r *delivery) flush(ctx context.Context, now time.Time, force bool) {
 		return
 	}
 	r.m.pending.Add(-int64(n))
-	r.reload = true // the gauges and the order follow the store
 	for _, id := range r.acked {
 		delete(r.entries, id)
 	}
