@@ -8,6 +8,7 @@
 //	parley info [flags]        print a running node's version, addresses, role, plugins
 //	parley token [flags]       mint a development client token
 //	parley cluster init|status|remove|drain|recover   cluster tools
+//	parley webhooks list|clear|retry [--host H] [--dead]   the webhook outbox
 //	parley version             print the version
 //
 // Settings come from, in increasing precedence: defaults, the config file
@@ -44,6 +45,7 @@ func commands() []command {
 		{"plugins", "list, load, unload or reload a running node's plugins", runPlugins},
 		{"plugin", "plugin author tools: 'plugin test PLUGIN.wasm --hook join --input req.json'", runPluginTest},
 		{"cluster", "cluster tools: init, status, remove NODE, drain, recover", runCluster},
+		{"webhooks", "list, clear or retry the webhooks still to send (--dead: given up on)", runWebhooks},
 		{"version", "print the version", runVersion},
 	}
 }
