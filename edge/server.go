@@ -45,6 +45,9 @@ type Deps struct {
 	DevToken func(room, identity string) (string, error)
 	// Metrics serves GET /metrics (Prometheus text format) when not nil.
 	Metrics http.Handler
+	// SigningKeys, when not nil, serves the public halves of the webhook
+	// signing keys at GET /pki (PKIHandler).
+	SigningKeys SigningKeySource
 	// Plugins serves the /v1/admin/plugins API when not nil.
 	Plugins PluginAdmin
 	// Cluster serves the /v1/admin/cluster API when not nil.
@@ -103,6 +106,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/info", s.handleInfo)
 	mux.HandleFunc("GET /api/v1/welcome", s.handleInfo)
 	mux.HandleFunc("GET /v1/signal", s.handleSignal)
+	if s.deps.SigningKeys != nil {
+		mux.Handle("/pki", PKIHandler(s.deps.SigningKeys))
+	}
 	if s.deps.Metrics != nil {
 		mux.HandleFunc("GET /metrics", s.handleMetrics)
 	}

@@ -152,6 +152,9 @@ func (n *Node) openCluster() error {
 	}
 	n.store = s
 	n.cluster.s.Store(s)
+	if err := n.followWebhooks(s); err != nil {
+		n.log.Error("webhook pipeline not started", "err", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.bgCancel = cancel
 	s.WatchCluster(ctx, n.onClusterEvent)
@@ -224,6 +227,7 @@ func (n *Node) onClusterEvent(ev core.ClusterEvent) {
 	case core.ClusterPluginsChanged:
 		n.kickPlugins()
 	}
+	n.notifyWebhooks(ev.Kind)
 }
 
 // roomLost moves the participants of a local room whose claim the cluster
@@ -309,6 +313,7 @@ func (n *Node) stopCluster(ctx context.Context) error {
 		return nil
 	}
 	n.bgCancel()
+	n.webhooks().stop()
 	// Presence still queued is flushed for a moment only: a node cut off
 	// from its cluster cannot commit it, and the leader ends the node's
 	// presence itself after its failure grace.

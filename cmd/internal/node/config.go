@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/core/sfu"
 	"github.com/parleyhq/parley/core/signal"
 	"github.com/parleyhq/parley/edge"
+	"github.com/parleyhq/parley/edge/webhook"
 	"github.com/parleyhq/parley/plugins"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	// Cluster makes the node a member of a cluster (see ClusterConfig).
 	Cluster ClusterConfig
 
+	// Webhooks tunes the delivery of presence webhooks.
+	Webhooks webhook.Config
+
 	// Auth, Policy and Presence replace the built-in development verifier,
 	// the allow-all policy and the no-op presence sink.
 	Auth     core.Authenticator
@@ -53,7 +57,7 @@ func DefaultConfig() Config {
 		Plugins: plugins.DefaultConfig(),
 		HTTP:    edge.DefaultConfig(), Media: sfu.DefaultConfig(),
 		Room: room.DefaultConfig(), Signal: signal.DefaultConfig(),
-		Cluster: DefaultClusterConfig(),
+		Cluster: DefaultClusterConfig(), Webhooks: webhook.DefaultConfig(),
 	}
 }
 
@@ -63,12 +67,20 @@ func (c Config) Validate() error {
 	if c.TokenSecret != "" && len(c.TokenSecret) < 16 {
 		errs = append(errs, errors.New("token-secret must be at least 16 bytes"))
 	}
-	for _, err := range []error{c.Plugins.Validate(), c.HTTP.Validate(), c.Media.Validate(), c.Room.Validate(), c.Signal.Validate(), c.Cluster.Validate()} {
+	for _, err := range []error{c.Plugins.Validate(), c.HTTP.Validate(), c.Media.Validate(), c.Room.Validate(), c.Signal.Validate(), c.Cluster.Validate(), c.webhookConfig().Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// webhookConfig is Webhooks, or the defaults when it is left zero.
+func (c Config) webhookConfig() webhook.Config {
+	if c.Webhooks == (webhook.Config{}) {
+		return webhook.DefaultConfig()
+	}
+	return c.Webhooks
 }
 
 // Paths are the files a node keeps.
@@ -82,6 +94,9 @@ type Paths struct {
 	// wrote; RaftDir the node's replica of the cluster state.
 	ClusterSecretFile string `json:"cluster_secret_file"`
 	RaftDir           string `json:"raft_dir"`
+	// WebhookDir holds a single node's webhook outbox (a cluster keeps
+	// its outbox in the replica).
+	WebhookDir string `json:"webhook_dir"`
 }
 
 // Paths returns where this configuration keeps its data.
@@ -99,6 +114,7 @@ func (c Config) Paths() Paths {
 
 		ClusterSecretFile: filepath.Join(dir, "cluster.secret"),
 		RaftDir:           filepath.Join(dir, "raft"),
+		WebhookDir:        filepath.Join(dir, "webhooks"),
 	}
 }
 

@@ -17,6 +17,7 @@ func (n *Node) metrics() http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&nodeCollector{n: n},
+		webhookCollector{n: n},
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyhq/parley/core"
@@ -41,6 +42,7 @@ type Node struct {
 	http       *edge.Server
 	pluginMu   sync.Mutex    // serializes syncs of the plugin set
 	pluginKick chan struct{} // wakes pluginLoop
+	hooks      atomic.Pointer[nodeWebhooks] // presence webhooks (webhooks.go); set in New or, in a cluster, Start
 
 	// Cluster membership (cluster.go); store is nil on a single node.
 	clustered     bool
@@ -84,8 +86,13 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		n.closePlugins()
 		return nil, err
 	}
+	if err := n.openWebhooks(); err != nil {
+		n.closePlugins()
+		return nil, err
+	}
 	if err := n.assemble(); err != nil {
 		n.closeMedia()
+		n.closeWebhooks()
 		n.closePlugins()
 		return nil, err
 	}
@@ -104,17 +111,13 @@ func (n *Node) assemble() error {
 	n.engine = engine
 	rc := n.cfg.Room
 	rc.NodeID = n.id
-	policy, presence := n.cfg.Policy, n.cfg.Presence
+	policy := n.cfg.Policy
 	if policy == nil {
 		policy = n.plugins
 	}
-	if presence == nil {
-		presence = n.plugins
-	}
-	deps := room.Deps{Engine: engine, Policy: policy, Presence: presence, Log: n.log.With("part", "room")}
+	deps := room.Deps{Engine: engine, Policy: policy, Presence: n.presenceSink(), Log: n.log.With("part", "room")}
 	if n.cluster != nil {
 		deps.Cluster = n.cluster
-		deps.Presence = presenceChain{presence, n.cluster}
 	}
 	n.rooms, err = room.NewManager(rc, deps)
 	if err != nil {
@@ -133,6 +136,7 @@ func (n *Node) assemble() error {
 	hc.AdminToken = n.adminToken
 	hdeps := edge.Deps{
 		Signal: n.signal, Info: n.info, Log: n.log.With("part", "http"), Metrics: n.metrics(), Plugins: pluginAdmin{n},
+		SigningKeys: webhookAdmin{n},
 		DevToken: func(roomName, identity string) (string, error) {
 			return n.MintToken(roomName, identity, time.Hour)
 		},
@@ -152,6 +156,7 @@ func (n *Node) Start(context.Context) error {
 	if err := n.http.Start(); err != nil {
 		return err
 	}
+	n.runWebhooks()
 	if n.clustered {
 		if err := n.openCluster(); err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -176,6 +181,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if cerr := n.stopCluster(ctx); cerr != nil && err == nil {
 		err = cerr
 	}
+	n.closeWebhooks()
 	n.closeMedia()
 	n.closePlugins()
 	if errors.Is(err, context.DeadlineExceeded) {
