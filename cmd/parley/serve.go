@@ -126,6 +126,7 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 		"plugin_dir":          cfg.PluginDir,
 		"plugins":             cfg.Plugins,
 		"cluster":             cfg.Cluster,
+		"webhooks":            cfg.Webhooks,
 		"clustered":           cfg.Clustered(),
 		"cluster_secret":      redact(cfg.Cluster.Secret),
 		"log_level":           s.logLevel,

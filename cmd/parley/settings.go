@@ -147,6 +147,7 @@ func (s *settings) bindServe(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Signal.PingInterval, "ping-interval", c.Signal.PingInterval, "client keep-alive interval")
 	fs.DurationVar(&c.Signal.ResumeGrace, "resume-grace", c.Signal.ResumeGrace, "how long a dropped session may resume")
 	s.bindCluster(fs)
+	s.bindWebhooks(fs)
 }
 
 func newSettings() *settings {

@@ -170,3 +170,15 @@ func oneLine(s string, n int) string {
 	}
 	return s
 }
+
+// bindWebhooks registers the webhook delivery settings of serve.
+func (s *settings) bindWebhooks(fs *flag.FlagSet) {
+	c := &s.node.Webhooks
+	fs.DurationVar(&c.MaxAge, "webhook-max-age", c.MaxAge, "how long a failing webhook is retried before it goes to the dead-letter list")
+	fs.DurationVar(&c.AttemptTimeout, "webhook-attempt-timeout", c.AttemptTimeout, "deadline of one webhook POST, response included")
+	fs.DurationVar(&c.BackoffBase, "webhook-backoff-base", c.BackoffBase, "first retry delay of a failed webhook (doubling, with full jitter)")
+	fs.DurationVar(&c.BackoffMax, "webhook-backoff-max", c.BackoffMax, "longest retry delay of a failed webhook")
+	fs.IntVar(&c.PerHost, "webhook-per-host", c.PerHost, "concurrent webhook POSTs per receiver host")
+	fs.IntVar(&c.Global, "webhook-concurrency", c.Global, "concurrent webhook POSTs in all")
+	fs.DurationVar(&c.PollInterval, "webhook-poll-interval", c.PollInterval, "how often the outbox is checked when nothing nudged the pipeline")
+}

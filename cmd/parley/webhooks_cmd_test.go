@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -109,4 +110,26 @@ func FuzzWebhooksAnswer(f *testing.F) {
 		_ = printWebhooks(&out, b, true)
 		_ = printCount(&out, b, "cleared")
 	})
+}
+
+// The webhook delivery settings are flags, PARLEY_* variables and config
+// file keys like every other.
+func TestWebhookSettings(t *testing.T) {
+	dir := isolate(t)
+	file := dir + "/p.toml"
+	os.WriteFile(file, []byte("webhook-backoff-max = \"30s\"\nwebhook-attempt-timeout = \"3s\"\n"), 0o600)
+	t.Setenv("PARLEY_WEBHOOK_PER_HOST", "2")
+	m := effective(t, "--config", file, "--webhook-max-age", "1h", "--webhook-attempt-timeout", "2s")
+	w := m["webhooks"].(map[string]any)
+	want := map[string]float64{"MaxAge": float64(time.Hour), "AttemptTimeout": float64(2 * time.Second),
+		"BackoffMax": float64(30 * time.Second), "PerHost": 2}
+	for k, v := range want {
+		if w[k] != v {
+			t.Errorf("%s = %v, want %v", k, w[k], v)
+		}
+	}
+	if _, errs, code := runCmd(t, "config", "--webhook-backoff-base", "1m", "--webhook-backoff-max", "1s"); code == 0 ||
+		!strings.Contains(errs, "backoff") {
+		t.Errorf("base above max: exit %d: %s", code, errs)
+	}
 }
