@@ -239,4 +239,46 @@ func TestWebhooksClusterChurn(t *testing.T) {
 	eventually(t, 10*time.Second, "dropped connections", func() bool { return len(rcv.Requests()) > dropped+2 })
 	rcv.SetMode(whtest.Mode{})
 	checkScripts(t, rcv, ss2, false)
+	if t.Failed() {
+		t.FailNow()
+	}
+	rotateKeys(t, nodes, rcv)
+}
+
+// rotateKeys rotates the cluster's signing key: /pki of every node serves
+// both keys, and webhooks carry two v1a signatures, one per key, until the
+// old key is retired.
+func rotateKeys(t *testing.T, nodes []*node.Node, rcv *whtest.Receiver) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := follower(t, nodes)
+	old, err := keysAt(f)()
+	if err != nil || len(old) != 1 {
+		t.Fatalf("keys before the rotation: %d, %v", len(old), err)
+	}
+	if _, err := f.Store().RotateSigningKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		eventually(t, 5*time.Second, n.ID()+" serving both keys at /pki", func() bool {
+			keys, err := keysAt(n)()
+			return err == nil && len(keys) == 2 && (keys[0].Equal(old[0]) || keys[1].Equal(old[0]))
+		})
+	}
+	before := len(rcv.Requests())
+	ss := runScripts(t, nodes, "c3-", 1)
+	checkScripts(t, rcv, ss, false)
+	for _, r := range rcv.Requests()[before:] {
+		if r.V1A != 2 || r.V1AValid != 2 {
+			t.Errorf("%s during the rotation: %d v1a signatures, %d verify", r.ID, r.V1A, r.V1AValid)
+		}
+	}
+	if n, err := f.Store().RetireSigningKeys(ctx); err != nil || n != 1 {
+		t.Fatalf("retire: %d, %v", n, err)
+	}
+	eventually(t, 5*time.Second, "one key at /pki after retiring", func() bool {
+		keys, err := keysAt(f)()
+		return err == nil && len(keys) == 1 && !keys[0].Equal(old[0])
+	})
 }

@@ -50,9 +50,10 @@ type Request struct {
 	// Type is the body's "type"; Data its "data" object.
 	Type string
 	Data map[string]any
-	// V1A counts the Ed25519 ("v1a") signatures of the request; V1 the HMAC
+	// V1A counts the Ed25519 ("v1a") signatures of the request, V1A
+	// Valid those that verify with one of the keys; V1 counts the HMAC
 	// ones.
-	V1A, V1 int
+	V1A, V1AValid, V1 int
 	// Err says what did not verify; empty when everything did.
 	Err string
 }
@@ -195,8 +196,15 @@ func (r *Receiver) verify(rec *Request, keys func() ([]ed25519.PublicKey, error)
 		errs = append(errs, "no key source")
 	} else if pub, err := keys(); err != nil {
 		errs = append(errs, "fetch keys: "+err.Error())
-	} else if err := whsig.Verify(onlyVersion(rec.Signature, whsig.VersionEd25519), rec.ID, rec.Timestamp, rec.Body, "", pub...); err != nil {
-		errs = append(errs, "v1a: "+err.Error())
+	} else {
+		for _, f := range strings.Fields(onlyVersion(rec.Signature, whsig.VersionEd25519)) {
+			if whsig.Verify(f, rec.ID, rec.Timestamp, rec.Body, "", pub...) == nil {
+				rec.V1AValid++
+			}
+		}
+		if rec.V1AValid == 0 {
+			errs = append(errs, fmt.Sprintf("v1a: none of %d signatures verifies with the %d keys", rec.V1A, len(pub)))
+		}
 	}
 	switch {
 	case r.secret != "" && rec.V1 == 0:
