@@ -8,7 +8,8 @@ import (
 	"github.com/parleyhq/parley/raftstore"
 )
 
-// Metrics of the webhook pipeline and of the node's cluster replica. The
+// Metrics of the webhook pipeline, of the node's cluster replica and of
+// the plugins' hook calls. The
 // names are fixed: dashboards use them. The outbox gauges describe the
 // cluster's outbox (replicated, so every node reports the same figures;
 // graph their max) or the single node's; the delivery counters and the
@@ -24,7 +25,11 @@ var (
 	descRaftState   = desc("raft_state", "This node's raft role: 1 for the current one.", "state")
 	descRaftTerm    = desc("raft_term", "The raft term this node is in.")
 	descRaftApplied = desc("raft_applied_index", "The last log index applied to this node's state machine.")
+	descRaftCommit  = desc("raft_commit_index", "The last log index this node knows committed.")
 	descRaftApply   = desc("raft_apply_duration_seconds", "Round trip of the cluster writes made on this node (forwarding and commit included).")
+
+	descPluginCall = desc("plugin_call_duration_seconds", "Plugin hook calls that ran, by plugin and hook.", "plugin", "hook")
+	descPluginFail = desc("plugin_call_failures_total", "Failed plugin hook calls by plugin, hook and kind of failure.", "plugin", "hook", "kind")
 )
 
 // raftStates are the raft roles parley_raft_state reports.
@@ -37,13 +42,14 @@ type webhookCollector struct{ n *Node }
 // Describe implements prometheus.Collector.
 func (c webhookCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWebhookPending, descWebhookDead, descWebhookOldest, descWebhookDeliv,
-		descWebhookLatency, descWebhookHookFail, descRaftState, descRaftTerm, descRaftApplied, descRaftApply} {
+		descWebhookLatency, descWebhookHookFail, descRaftState, descRaftTerm, descRaftApplied, descRaftCommit, descRaftApply, descPluginCall, descPluginFail} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	c.collectPlugins(ch)
 	w := c.n.webhooks()
 	if s := c.n.store; s != nil {
 		m := s.Metrics()
@@ -94,8 +100,29 @@ func (c webhookCollector) collectRaft(ch chan<- prometheus.Metric, m raftstore.M
 	}
 	ch <- prometheus.MustNewConstMetric(descRaftTerm, prometheus.GaugeValue, float64(m.Term))
 	ch <- prometheus.MustNewConstMetric(descRaftApplied, prometheus.GaugeValue, float64(m.AppliedIndex))
+	ch <- prometheus.MustNewConstMetric(descRaftCommit, prometheus.GaugeValue, float64(m.CommitIndex))
 	h := m.ApplyLatency
 	ch <- constHistogram(descRaftApply, h.Bounds, h.Counts, h.Count, h.Sum)
+}
+
+// collectPlugins reports each loaded plugin's per-hook call latency and
+// failures.
+func (c webhookCollector) collectPlugins(ch chan<- prometheus.Metric) {
+	if c.n.plugins == nil {
+		return
+	}
+	for _, p := range c.n.plugins.List() {
+		for _, h := range p.Stats.Hooks {
+			bounds := make([]float64, len(h.Latency.Bounds))
+			for i, b := range h.Latency.Bounds {
+				bounds[i] = b.Seconds()
+			}
+			ch <- constHistogram(descPluginCall, bounds, h.Latency.Counts, h.Latency.Count, h.Latency.Sum.Seconds(), p.Name, string(h.Hook))
+			for kind, v := range h.Failures {
+				ch <- prometheus.MustNewConstMetric(descPluginFail, prometheus.CounterValue, float64(v), p.Name, string(h.Hook), string(kind))
+			}
+		}
+	}
 }
 
 // constHistogram builds a histogram metric from cumulative bucket counts.
