@@ -99,7 +99,9 @@ func follower(t *testing.T, nodes []*node.Node) *node.Node {
 // joins and leaves, a unpublishes and leaves. Its steps interleave with
 // other rooms'.
 type roomScript struct {
+	nodes  []*node.Node
 	room   string
+	stop   func() // stops the track's packets
 	a, b   *client.Client
 	track  *client.LocalTrack
 	aNode  *node.Node
@@ -123,12 +125,20 @@ func (s *roomScript) step(t *testing.T, i int) {
 	case 0:
 		s.a = connectClient(t, s.aNode, s.room, s.prefix+"a", nil)
 	case 1:
-		s.track, err = s.a.PublishRTP(ctx, webrtc.MimeTypeOpus)
+		if s.track, err = s.a.PublishRTP(ctx, webrtc.MimeTypeVP8); err == nil {
+			pctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go pump(pctx, s.track, done)
+			s.stop = func() { cancel(); <-done }
+			t.Cleanup(s.stop)
+			eventually(t, 15*time.Second, s.room+": the track published", func() bool { return s.tracks() == 1 })
+		}
 	case 2:
 		s.b = connectClient(t, s.bNode, s.room, s.prefix+"b", nil)
 	case 3:
 		err = s.b.Leave(ctx)
 	case 4:
+		s.stop()
 		err = s.a.Unpublish(ctx, s.track)
 	case 5:
 		err = s.a.Leave(ctx)
@@ -138,6 +148,19 @@ func (s *roomScript) step(t *testing.T, i int) {
 	}
 }
 
+// tracks counts the tracks published in the script's room, on whichever
+// node hosts it.
+func (s *roomScript) tracks() int {
+	for _, n := range s.nodes {
+		for _, r := range n.Rooms().Rooms() {
+			if r.Name == s.room {
+				return r.Tracks
+			}
+		}
+	}
+	return 0
+}
+
 const scriptSteps = 6
 
 // runScripts runs one script per room, their steps interleaved.
@@ -145,7 +168,7 @@ func runScripts(t *testing.T, nodes []*node.Node, prefix string, rooms int) []*r
 	t.Helper()
 	var ss []*roomScript
 	for i := range rooms {
-		ss = append(ss, &roomScript{room: fmt.Sprintf("%sroom-%d", prefix, i), prefix: prefix,
+		ss = append(ss, &roomScript{nodes: nodes, room: fmt.Sprintf("%sroom-%d", prefix, i), prefix: prefix,
 			aNode: nodes[i%len(nodes)], bNode: nodes[(i+1)%len(nodes)]})
 	}
 	for step := range scriptSteps {

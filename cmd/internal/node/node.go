@@ -40,8 +40,8 @@ type Node struct {
 	rooms      *room.Manager
 	signal     *signal.Server
 	http       *edge.Server
-	pluginMu   sync.Mutex    // serializes syncs of the plugin set
-	pluginKick chan struct{} // wakes pluginLoop
+	pluginMu   sync.Mutex                   // serializes syncs of the plugin set
+	pluginKick chan struct{}                // wakes pluginLoop
 	hooks      atomic.Pointer[nodeWebhooks] // presence webhooks (webhooks.go); set in New or, in a cluster, Start
 
 	// Cluster membership (cluster.go); store is nil on a single node.
