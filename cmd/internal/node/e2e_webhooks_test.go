@@ -305,3 +305,137 @@ func rotateKeys(t *testing.T, nodes []*node.Node, rcv *whtest.Receiver) {
 		return err == nil && len(keys) == 1 && !keys[0].Equal(old[0])
 	})
 }
+
+// hookNode starts a single node whose presencewebhook plugin sends to a
+// new receiver verifying with the node's /pki.
+func hookNode(t *testing.T, mutate func(*node.Config)) (*node.Node, *whtest.Receiver) {
+	t.Helper()
+	rcv := whtest.New(hookSecret, nil)
+	t.Cleanup(rcv.Close)
+	dir := hookPluginDir(t, rcv.URL())
+	n := newNode(t, func(c *node.Config) {
+		c.PluginDir = dir
+		c.Plugins.CacheDir = wazeroCache
+		fastWebhooks(c)
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	rcv.SetKeys(keysAt(n))
+	return n, rcv
+}
+
+// visit joins room as identity and leaves: joined and left webhooks (and
+// the room's started and finished).
+func visit(t *testing.T, n *node.Node, room, identity string) {
+	t.Helper()
+	c := connectClient(t, n, room, identity, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// attempts counts the requests per webhook id of room.
+func attempts(rcv *whtest.Receiver, room string) map[string]int {
+	out := map[string]int{}
+	for _, r := range rcv.Requests() {
+		if r.Field("room") == room {
+			out[r.ID]++
+		}
+	}
+	return out
+}
+
+// metric returns the value of a series of the node's /metrics, the one
+// with the given label value when label is set.
+func metric(t *testing.T, n *node.Node, name, label, labelValue string) float64 {
+	t.Helper()
+	_, fams := scrape(t, n.URL()+"/metrics", nil)
+	f := fams[name]
+	if f == nil {
+		t.Fatalf("metric %s missing", name)
+	}
+	for _, m := range f.GetMetric() {
+		if label != "" {
+			match := false
+			for _, l := range m.GetLabel() {
+				match = match || (l.GetName() == label && l.GetValue() == labelValue)
+			}
+			if !match {
+				continue
+			}
+		}
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue()
+		case m.GetHistogram() != nil:
+			return float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	t.Fatalf("metric %s{%s=%q} missing", name, label, labelValue)
+	return 0
+}
+
+// TestWebhooksDeliveryOutcomes on one node: a 4xx answer dead-letters a
+// webhook after one attempt; 5xx answers and timeouts are retried until
+// the receiver acknowledges; the metrics count each outcome.
+func TestWebhooksDeliveryOutcomes(t *testing.T) {
+	n, rcv := hookNode(t, nil)
+
+	rcv.SetMode(whtest.Mode{Status: 400})
+	visit(t, n, "four", "x")
+	eventually(t, 10*time.Second, "the 4xx webhooks dead", func() bool { return metric(t, n, "parley_webhook_dead", "", "") >= 4 })
+	time.Sleep(300 * time.Millisecond) // backoff is 20-200 ms: a retry would show
+	for id, k := range attempts(rcv, "four") {
+		if k != 1 {
+			t.Errorf("4xx webhook %s POSTed %d times", id, k)
+		}
+	}
+	if got := len(attempts(rcv, "four")); got != 4 {
+		t.Errorf("%d webhooks of room four, want 4 (started, joined, left, finished)", got)
+	}
+
+	rcv.SetMode(whtest.Mode{Status: 503})
+	visit(t, n, "five", "y")
+	eventually(t, 10*time.Second, "5xx retried", func() bool {
+		for _, k := range attempts(rcv, "five") {
+			if k >= 3 {
+				return true
+			}
+		}
+		return false
+	})
+	rcv.SetMode(whtest.Mode{Hang: true})
+	hung := len(rcv.Requests())
+	eventually(t, 10*time.Second, "timed-out attempts retried", func() bool { return len(rcv.Requests()) >= hung+2 })
+	rcv.SetMode(whtest.Mode{})
+	eventually(t, 10*time.Second, "room five delivered", func() bool {
+		acked := 0
+		for _, r := range rcv.Unique() {
+			if r.Field("room") == "five" {
+				acked++
+			}
+		}
+		return acked == 4
+	})
+	if errs := rcv.Errors(); len(errs) > 0 {
+		t.Errorf("requests that did not verify: %q", errs)
+	}
+	if v := metric(t, n, "parley_webhook_deliveries_total", "outcome", "ok"); v != 4 {
+		t.Errorf("ok deliveries = %v, want 4", v)
+	}
+	if v := metric(t, n, "parley_webhook_deliveries_total", "outcome", "retry"); v < 3 {
+		t.Errorf("retried deliveries = %v", v)
+	}
+	if v := metric(t, n, "parley_webhook_deliveries_total", "outcome", "dead"); v != 4 {
+		t.Errorf("dead deliveries = %v, want 4", v)
+	}
+	if v := metric(t, n, "parley_webhook_delivery_latency_seconds", "", ""); v != 4 {
+		t.Errorf("latency observations = %v, want 4", v)
+	}
+	eventually(t, 5*time.Second, "the outbox empty", func() bool { return metric(t, n, "parley_webhook_pending", "", "") == 0 })
+}
