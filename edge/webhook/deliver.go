@@ -93,6 +93,7 @@ type delivery struct {
 	firstDone time.Time // when the oldest unsettled outcome was decided
 	lastLoad  time.Time
 	reload    bool
+	failing   bool // the last settle failed (logged once per streak)
 }
 
 // Run delivers until ctx ends, then waits for the POSTs under way, makes a
@@ -344,7 +345,14 @@ func (r *delivery) backoff(attempts int) time.Duration {
 	return rand.N(ceil + 1)
 }
 
+// maxLastError bounds the error kept with a dead webhook (the cluster's
+// store refuses longer ones).
+const maxLastError = 1024
+
 func (r *delivery) die(e *entry, now time.Time, reason string) {
+	if len(reason) > maxLastError {
+		reason = strings.ToValidUTF8(reason[:maxLastError], "")
+	}
 	w := e.w
 	w.Attempts += e.attempts
 	w.LastError = reason
@@ -375,10 +383,15 @@ func (r *delivery) flush(ctx context.Context, now time.Time, force bool) {
 	if err := r.store.SettleWebhooks(ctx, r.acked, r.dead); err != nil {
 		r.m.settleErrors.Add(1)
 		r.firstDone = now
-		if ctx.Err() == nil {
+		if !r.failing && ctx.Err() == nil {
 			r.log.Warn("committing webhook outcomes failed; will retry", "acked", len(r.acked), "dead", len(r.dead), "err", err)
 		}
+		r.failing = true
 		return
+	}
+	if r.failing {
+		r.log.Info("committing webhook outcomes works again", "acked", len(r.acked), "dead", len(r.dead))
+		r.failing = false
 	}
 	r.m.pending.Add(-int64(n))
 	for _, id := range r.acked {

@@ -29,7 +29,7 @@ const (
 	// beyond it go to the dead-letter list with ErrOutboxFull.
 	MaxPending = 100000
 	// MaxDead is how many dead webhooks are kept; the oldest go first.
-	MaxDead = 100000
+	MaxDead = 10000
 	// MaxJournal is how many unprocessed presence events are kept; the
 	// oldest go first (the Processor reports them as dropped).
 	MaxJournal = 100000
