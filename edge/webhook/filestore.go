@@ -58,6 +58,12 @@ type FileStore struct {
 	pendingID                       map[string]bool
 	deadID                          map[string]bool
 	onCommit                        func()
+
+	// Group commit of presence events: callers arriving while one of them
+	// writes gather into the next batch, which that writer commits too.
+	gmu     sync.Mutex
+	gather  *eventBatch
+	leading bool
 }
 
 // fileState is what the log describes, and what a snapshot holds.
@@ -176,15 +182,20 @@ func (s *FileStore) cut(f *os.File, b []byte, off int, cause error) error {
 	return nil
 }
 
-// commit appends rec durably, then applies it. Callers hold s.mu.
-func (s *FileStore) commit(rec *record) error {
+// commit appends recs durably (one write, one fsync), then applies them.
+// Callers hold s.mu.
+func (s *FileStore) commit(recs ...*record) error {
 	if s.f == nil {
 		return ErrClosed
 	}
-	rec.LSN = s.st.LSN + 1
-	b, err := encodeRecord(rec)
-	if err != nil {
-		return err
+	var b []byte
+	for i, rec := range recs {
+		rec.LSN = s.st.LSN + 1 + uint64(i)
+		rb, err := encodeRecord(rec)
+		if err != nil {
+			return err
+		}
+		b = append(b, rb...)
 	}
 	if _, err := s.f.Write(b); err != nil {
 		s.repair()
@@ -195,7 +206,9 @@ func (s *FileStore) commit(rec *record) error {
 		return fmt.Errorf("webhook store: sync log: %w", err)
 	}
 	s.size += int64(len(b))
-	s.apply(rec)
+	for _, rec := range recs {
+		s.apply(rec)
+	}
 	if s.size >= s.compactAt {
 		if err := s.compact(); err != nil {
 			s.log.Warn("webhook store compaction failed; the log keeps growing", "dir", s.dir, "err", err)

@@ -148,28 +148,68 @@ func (s *FileStore) Presence(ctx context.Context, ev core.PresenceEvent) {
 	}
 }
 
+// eventBatch is presence events committed together.
+type eventBatch struct {
+	evs     []core.PresenceEvent
+	entries []core.JournalEntry
+	err     error
+	done    chan struct{}
+}
+
 // AppendPresence is Presence returning the committed entry or the error.
+// Concurrent calls share writes: while one caller commits, the others
+// gather into the next batch, which it commits too (one fsync for all).
 func (s *FileStore) AppendPresence(ctx context.Context, ev core.PresenceEvent) (core.JournalEntry, error) {
 	if err := ctx.Err(); err != nil {
 		return core.JournalEntry{}, err
 	}
-	s.mu.Lock()
-	seq := s.st.LastEvent + 1
-	ev.ID = "EV_" + s.st.StoreID + "_" + strconv.FormatUint(seq, 10)
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
-	e := core.JournalEntry{Seq: seq, Event: ev}
-	err := s.commit(&record{Op: opEvent, Event: &e})
+	s.gmu.Lock()
+	if s.gather == nil {
+		s.gather = &eventBatch{done: make(chan struct{})}
+	}
+	b, i := s.gather, len(s.gather.evs)
+	b.evs = append(b.evs, ev)
+	if !s.leading {
+		s.leading = true
+		for s.gather != nil {
+			next := s.gather
+			s.gather = nil
+			s.gmu.Unlock()
+			s.commitEvents(next)
+			s.gmu.Lock()
+		}
+		s.leading = false
+	}
+	s.gmu.Unlock()
+	<-b.done
+	if b.err != nil {
+		return core.JournalEntry{}, b.err
+	}
+	return b.entries[i], nil
+}
+
+// commitEvents assigns the batch's sequence numbers and ids, commits it
+// and wakes its callers.
+func (s *FileStore) commitEvents(b *eventBatch) {
+	defer close(b.done)
+	s.mu.Lock()
+	recs := make([]*record, len(b.evs))
+	b.entries = make([]core.JournalEntry, len(b.evs))
+	for i, ev := range b.evs {
+		seq := s.st.LastEvent + 1 + uint64(i)
+		ev.ID = "EV_" + s.st.StoreID + "_" + strconv.FormatUint(seq, 10)
+		b.entries[i] = core.JournalEntry{Seq: seq, Event: ev}
+		recs[i] = &record{Op: opEvent, Event: &b.entries[i]}
+	}
+	b.err = s.commit(recs...)
 	fn := s.onCommit
 	s.mu.Unlock()
-	if err != nil {
-		return core.JournalEntry{}, err
-	}
-	if fn != nil {
+	if b.err == nil && fn != nil {
 		fn()
 	}
-	return e, nil
 }
 
 // PresenceJournal implements Journal.

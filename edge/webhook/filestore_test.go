@@ -3,10 +3,12 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/parleyhq/parley/core"
@@ -289,5 +291,49 @@ func TestFileStoreBounds(t *testing.T) {
 	}
 	if d := s.DeadWebhooks(); len(d) != 2 || d[1].ID != "w1" || d[0].ID != "w5" {
 		t.Fatalf("dead list not trimmed oldest first: %+v", d)
+	}
+}
+
+// Concurrent presence events share writes; each gets its own sequence
+// number and id, and all survive a reopen.
+func TestFileStoreConcurrentPresence(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	var wg sync.WaitGroup
+	seqs := make(chan uint64, 400)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				e, err := s.AppendPresence(context.Background(), core.PresenceEvent{Kind: core.PresenceJoined, Room: "r", Identity: fmt.Sprintf("g%d-%d", g, i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seqs <- e.Seq
+			}
+		})
+	}
+	wg.Wait()
+	close(seqs)
+	seen := map[uint64]bool{}
+	for q := range seqs {
+		if seen[q] || q < 1 || q > 400 {
+			t.Fatalf("sequence %d twice or out of range", q)
+		}
+		seen[q] = true
+	}
+	s.Close()
+	s2 := openStore(t, dir)
+	defer s2.Close()
+	j, _ := s2.PresenceJournal(0, 0)
+	ids := map[string]bool{}
+	for i, e := range j {
+		if e.Seq != uint64(i+1) || ids[e.Event.ID] {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+		ids[e.Event.ID] = true
+	}
+	if len(j) != 400 {
+		t.Fatalf("%d entries after reopen", len(j))
 	}
 }
