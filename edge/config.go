@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/parleyhq/parley/edge/api"
 )
 
 // Config configures the HTTP face. The zero value is not usable; start from
@@ -37,12 +39,15 @@ type Config struct {
 	// CertHosts are extra DNS names or IPs put in the generated certificate
 	// beside 127.0.0.1, ::1 and localhost.
 	CertHosts []string `json:"cert_hosts"`
+	// API bounds the server API (/v1/rooms, /v1/actions, ...); the zero
+	// value means api.DefaultConfig().
+	API api.Config `json:"api"`
 }
 
 // DefaultConfig listens on 127.0.0.1:7070 (TCP) and 127.0.0.1:7071 (UDP,
 // WebTransport).
 func DefaultConfig() Config {
-	return Config{HTTPAddr: "127.0.0.1:7070", WebTransportAddr: "127.0.0.1:7071"}
+	return Config{HTTPAddr: "127.0.0.1:7070", WebTransportAddr: "127.0.0.1:7071", API: api.DefaultConfig()}
 }
 
 // Validate reports the first invalid field.
@@ -58,6 +63,11 @@ func (c Config) Validate() error {
 	for _, h := range c.CertHosts {
 		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/:* ") && net.ParseIP(h) == nil {
 			return fmt.Errorf("edge: cert host %q is not a DNS name or IP address", h)
+		}
+	}
+	if c.API != (api.Config{}) {
+		if err := c.API.Validate(); err != nil {
+			return fmt.Errorf("edge: %w", err)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

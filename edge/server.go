@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/core/signal"
+	"github.com/parleyhq/parley/edge/api"
 )
 
 // Info is what GET /v1/info reports.
@@ -52,7 +53,10 @@ type Deps struct {
 	Plugins PluginAdmin
 	// Cluster serves the /v1/admin/cluster API when not nil.
 	Cluster ClusterAdmin
-	Log     *slog.Logger
+	// API, when not nil, serves the server API (edge/api) with these
+	// parts; the admin token is Config.AdminToken.
+	API *api.Deps
+	Log *slog.Logger
 }
 
 // Server is the HTTP listener.
@@ -74,6 +78,7 @@ type Server struct {
 
 	certs *certSource // HTTP/3 certificate; nil when WebTransport is off
 	wt    *wtListener
+	api   *api.Server // nil without Deps.API
 }
 
 // New returns an HTTP server; Start listens.
@@ -91,6 +96,18 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.newWebTransport(); err != nil {
 		return nil, err
+	}
+	if deps.API != nil {
+		ad := *deps.API
+		ad.AdminToken, ad.Log = cfg.AdminToken, deps.Log.With("part", "api")
+		acfg := cfg.API
+		if acfg == (api.Config{}) {
+			acfg = api.DefaultConfig()
+		}
+		var err error
+		if s.api, err = api.New(acfg, ad); err != nil {
+			return nil, fmt.Errorf("edge: %w", err)
+		}
 	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
@@ -114,6 +131,9 @@ func (s *Server) routes() http.Handler {
 	}
 	s.adminRoutes(mux)
 	s.clusterRoutes(mux)
+	if s.api != nil {
+		s.api.Register(mux)
+	}
 	mux.HandleFunc("GET /v1/cert-hash", s.handleCertHash)
 	if s.cfg.Dev && s.deps.DevToken != nil {
 		mux.HandleFunc("GET /v1/dev/token", s.handleDevToken)
