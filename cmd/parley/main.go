@@ -7,6 +7,7 @@
 //	parley config [flags]      print the effective configuration and paths
 //	parley info [flags]        print a running node's version, addresses, role, plugins
 //	parley token [flags]       mint a development client token
+//	parley keys create|list|revoke|rotate|retire      API and signing keys
 //	parley cluster init|status|remove|drain|recover   cluster tools
 //	parley webhooks list|clear|retry [--host H] [--dead]   the webhook outbox
 //	parley version             print the version
@@ -44,6 +45,7 @@ func commands() []command {
 		{"token", "mint a development client token for --room and --identity", runToken},
 		{"plugins", "list, load, unload or reload a running node's plugins", runPlugins},
 		{"plugin", "plugin author tools: 'plugin test PLUGIN.wasm --hook join --input req.json'", runPluginTest},
+		{"keys", "server API keys (create, list, revoke) and webhook signing keys (rotate, retire)", runKeys},
 		{"cluster", "cluster tools: init, status, remove NODE, drain, recover", runCluster},
 		{"webhooks", "list, clear or retry the webhooks still to send (--dead: given up on)", runWebhooks},
 		{"version", "print the version", runVersion},

@@ -6,14 +6,14 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/core"
-	"github.com/parleyhq/parley/core/protocol"
+	"github.com/parleyhq/parley/core/room"
 )
 
 // Room describes a room in API answers.
 type Room struct {
 	Name            string `json:"name"`
 	Participants    int    `json:"participants"`
-	Tracks          int    `json:"tracks"`
+	Tracks          int    `json:"tracks"` // published tracks
 	MaxParticipants int    `json:"max_participants,omitempty"`
 	Metadata        string `json:"metadata,omitempty"`
 	// EmptyTimeout is how long (seconds) the room stays after its last
@@ -31,7 +31,7 @@ type RoomOptions struct {
 }
 
 // Participant describes a participant in API answers.
-type Participant = protocol.ParticipantInfo
+type Participant = room.ParticipantInfo
 
 // Rooms is what the API needs to manage the rooms of this node. Methods
 // are called from HTTP handlers, concurrently. Errors carry core codes

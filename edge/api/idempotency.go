@@ -50,27 +50,33 @@ func (s *Server) idempotent(c *call, key string, h func(*call)) {
 	for {
 		rec := core.IdempotencyRecord{Key: scoped, Owner: s.deps.NodeID, Hash: hash, Expires: s.now().Add(s.cfg.IdempotencyTTL)}
 		got, reserved, err := s.idem.ReserveIdempotency(ctx, rec, s.cfg.IdempotencyTTL)
-		switch {
-		case err != nil:
+		if err != nil {
 			c.fail(err)
 			return
-		case reserved:
+		}
+		if reserved {
 			s.runRecorded(c, rec, h)
 			return
-		case got.Hash != hash:
-			writeErrorStatus(c.w, http.StatusUnprocessableEntity, ErrIdempotencyMismatch)
-			return
-		case got.Done:
-			replay(c, got)
-			return
-		case !s.now().Before(deadline):
-			c.fail(ErrIdempotencyBusy)
-			return
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(idempotencyPoll):
+		// Wait for the first request with a local read each poll; reserve
+		// again only if its record went (it failed and was forgotten).
+		for ok := true; ok; got, ok = s.idem.Idempotency(scoped) {
+			switch {
+			case got.Hash != hash:
+				writeErrorStatus(c.w, http.StatusUnprocessableEntity, ErrIdempotencyMismatch)
+				return
+			case got.Done:
+				replay(c, got)
+				return
+			case !s.now().Before(deadline):
+				c.fail(ErrIdempotencyBusy)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(idempotencyPoll):
+			}
 		}
 	}
 }

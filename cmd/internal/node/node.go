@@ -144,6 +144,9 @@ func (n *Node) assemble() error {
 	if n.clustered {
 		hdeps.Cluster = clusterAdmin{n}
 	}
+	if hdeps.API, err = n.apiDeps(); err != nil {
+		return err
+	}
 	n.http, err = edge.New(hc, hdeps)
 	if err != nil {
 		return fmt.Errorf("node: http: %w", err)

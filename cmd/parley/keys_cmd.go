@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// runKeys is `parley keys create|list|revoke|rotate|retire`: server API
+// keys and the webhook signing keys, managed through a running node's
+// server API with its admin token.
+func runKeys(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, `Usage: parley keys create [--name N] | list | revoke ID | rotate | retire [flags]
+
+  create   make a server API key; its secret is printed once, keep it
+  list     the API keys (ids, names, creation times; never secrets)
+  revoke   delete an API key: requests signed with it fail at once
+  rotate   make a new webhook signing key; the old one still signs and
+           stays at /pki until 'retire'
+  retire   drop the old webhook signing keys`)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("a subcommand is required")
+	}
+	sub, args := args[0], args[1:]
+	s := newSettings()
+	fs := newFlagSet("keys "+sub, "Manage server API keys and webhook signing keys through a running node.", stderr)
+	s.bindAdmin(fs)
+	name := fs.String("name", "", "create: a label for the key")
+	asJSON := fs.Bool("json", false, "print the API's JSON answer")
+	pos, rest := splitFile(args)
+	if err := s.load(fs, rest); err != nil {
+		return err
+	}
+	if pos == "" && fs.NArg() == 1 {
+		pos = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if (sub == "revoke") != (pos != "") {
+		return fmt.Errorf("%s takes %s", sub, map[bool]string{true: "one key id", false: "no arguments"}[sub == "revoke"])
+	}
+	client, err := newAdminClient(s)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	switch sub {
+	case "create":
+		body, _ := json.Marshal(map[string]string{"name": *name})
+		err = client.do("POST", "/v1/keys", bytes.NewReader(body), "application/json", &out)
+	case "list":
+		err = client.do("GET", "/v1/keys", nil, "", &out)
+	case "revoke":
+		err = client.do("DELETE", "/v1/keys/"+url.PathEscape(pos), nil, "", &out)
+	case "rotate":
+		err = client.do("POST", "/v1/signing-keys/rotate", nil, "", &out)
+	case "retire":
+		err = client.do("POST", "/v1/signing-keys/retire", nil, "", &out)
+	default:
+		return fmt.Errorf("unknown keys subcommand %q (create, list, revoke, rotate, retire)", sub)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(out.Bytes())
+		return err
+	}
+	return printKeys(stdout, sub, out.Bytes())
+}
+
+// keyAnswer is what the key endpoints answer, in every shape.
+type keyAnswer struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Secret  string    `json:"secret"`
+	Created time.Time `json:"created"`
+	Active  bool      `json:"active"`
+	Keys    []struct {
+		ID      string    `json:"id"`
+		Name    string    `json:"name"`
+		Created time.Time `json:"created"`
+	} `json:"keys"`
+	Revoked string `json:"revoked"`
+	Retired *int   `json:"retired"`
+}
+
+// printKeys prints an answer for people.
+func printKeys(w io.Writer, sub string, b []byte) error {
+	var a keyAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return fmt.Errorf("unexpected answer %q: %w", b, err)
+	}
+	switch sub {
+	case "create":
+		fmt.Fprintf(w, "id:     %s\nname:   %s\nsecret: %s\n\nThe secret is shown only now: store it where your backend keeps secrets.\n", a.ID, a.Name, a.Secret)
+	case "list":
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+		for _, k := range a.Keys {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", k.ID, k.Name, k.Created.UTC().Format(time.RFC3339))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%d API keys\n", len(a.Keys))
+	case "revoke":
+		fmt.Fprintf(w, "revoked %s\n", a.Revoked)
+	case "rotate":
+		fmt.Fprintf(w, "new active webhook signing key %s; the previous key still signs until 'parley keys retire'\n", a.ID)
+	case "retire":
+		n := 0
+		if a.Retired != nil {
+			n = *a.Retired
+		}
+		fmt.Fprintf(w, "retired %d old webhook signing keys\n", n)
+	}
+	return nil
+}
