@@ -325,7 +325,9 @@ func TestIdempotentRetryWaitsForTheFirst(t *testing.T) {
 }
 
 func TestIdempotentRetryGets409WhenTheFirstOutlastsIt(t *testing.T) {
-	ts := newTestServer(t, func(c *Config, _ *Deps) { c.RequestTimeout, c.ActionTimeout = 300*time.Millisecond, 300*time.Millisecond })
+	ts := newTestServer(t, func(c *Config, _ *Deps) {
+		c.RequestTimeout, c.ActionTimeout = 300*time.Millisecond, 300*time.Millisecond
+	})
 	ts.b.CreateRoom(context.Background(), "slow-1", RoomOptions{})
 	ts.api.idem.ReserveIdempotency(context.Background(), core.IdempotencyRecord{Key: ts.key.ID + ":busy",
 		Hash: requestHash("POST", "/v1/actions", []byte(`{"id":"s","action":"room.list"}`))}, time.Minute)

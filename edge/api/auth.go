@@ -64,11 +64,11 @@ func SignRequest(req *http.Request, body []byte, keyID, secret string, now time.
 
 // TokenClaims are the claims of an API bearer token (a JWT, HS256).
 type TokenClaims struct {
-	Issuer   string          `json:"iss"` // the API key id
-	Audience json.RawMessage `json:"aud"` // "parley-api" (or an array holding it)
-	Expires  int64           `json:"exp"`
-	IssuedAt int64           `json:"iat"`
-	NotBefore int64          `json:"nbf,omitempty"`
+	Issuer    string          `json:"iss"` // the API key id
+	Audience  json.RawMessage `json:"aud"` // "parley-api" (or an array holding it)
+	Expires   int64           `json:"exp"`
+	IssuedAt  int64           `json:"iat"`
+	NotBefore int64           `json:"nbf,omitempty"`
 }
 
 // NewToken returns a bearer token for key id keyID signed with secret,

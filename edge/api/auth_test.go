@@ -44,7 +44,9 @@ func (ts *testServer) bearer(req *http.Request, _ []byte) {
 	req.Header.Set("Authorization", "Bearer "+NewToken(ts.key.ID, ts.key.Secret, time.Minute, time.Now()))
 }
 
-func adminBearer(req *http.Request, _ []byte) { req.Header.Set("Authorization", "Bearer "+testAdminToken) }
+func adminBearer(req *http.Request, _ []byte) {
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+}
 
 func errCode(t *testing.T, b []byte) core.Code {
 	t.Helper()

@@ -33,7 +33,7 @@ func newTestBackend() *testBackend {
 	return &testBackend{
 		rooms: map[string]*Room{}, parts: map[string]map[string]*Participant{}, muted: map[string]bool{},
 		keys: map[string]core.APIKey{}, release: make(chan struct{}), calls: map[string]int{},
-		hooks: []core.Webhook{{ID: "wh1", URL: "https://site.example/hook", Host: "site.example", Secret: "s3cret", Body: json.RawMessage(`{}`)}},
+		hooks:   []core.Webhook{{ID: "wh1", URL: "https://site.example/hook", Host: "site.example", Secret: "s3cret", Body: json.RawMessage(`{}`)}},
 		signing: []core.SigningKey{{ID: "k1", Active: true}},
 	}
 }
@@ -189,7 +189,9 @@ func (b *testBackend) PluginUnload(_ context.Context, name string) error {
 	}
 	return nil
 }
-func (b *testBackend) PluginReload(context.Context) (any, error) { return map[string]any{"loaded": 1}, nil }
+func (b *testBackend) PluginReload(context.Context) (any, error) {
+	return map[string]any{"loaded": 1}, nil
+}
 
 func (b *testBackend) List(_ context.Context, dead bool, host string) ([]core.Webhook, error) {
 	b.mu.Lock()

@@ -95,10 +95,10 @@ type route struct {
 
 // call is one authenticated request.
 type call struct {
-	s    *Server
-	w    http.ResponseWriter
-	r    *http.Request
-	p    principal
+	s     *Server
+	w     http.ResponseWriter
+	r     *http.Request
+	p     principal
 	body  []byte
 	start time.Time // when the request arrived
 }
