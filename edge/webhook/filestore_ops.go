@@ -269,7 +269,7 @@ func (s *FileStore) EnqueueWebhooks(ctx context.Context, from, to uint64, items 
 		}
 		seen[w.ID] = true
 		seq++
-		w.Seq, w.Enqueued = seq, now
+		w.Seq, w.Enqueued, w.Body = seq, now, jsonBody(w.Body)
 		if room <= 0 {
 			w.LastError, w.Died = ErrOutboxFull.Error(), now
 			rec.Dead = append(rec.Dead, w)

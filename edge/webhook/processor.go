@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -146,6 +147,15 @@ func (p *Processor) run(ctx context.Context, e core.JournalEntry) ([]core.Webhoo
 	}
 }
 
+// jsonBody returns body, or the JSON null for an empty one (what a
+// webhook without a body is sent, and stored, as).
+func jsonBody(body json.RawMessage) json.RawMessage {
+	if len(body) == 0 {
+		return json.RawMessage("null")
+	}
+	return body
+}
+
 func transient(err error) bool {
 	var t interface{ Transient() bool }
 	return errors.As(err, &t) && t.Transient()
@@ -168,6 +178,7 @@ func fill(w core.Webhook, e core.JournalEntry, i int) core.Webhook {
 			w.Host = u.Hostname()
 		}
 	}
+	w.Body = jsonBody(w.Body)
 	w.Seq, w.Enqueued = 0, time.Time{}
 	return w
 }
