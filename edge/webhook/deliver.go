@@ -72,6 +72,7 @@ type queue struct{ items []*entry }
 // outcome is what one POST came to.
 type outcome struct {
 	id         string
+	canceled   bool // the Run ended during the attempt: no outcome
 	status     int
 	err        error
 	retryAfter time.Duration
@@ -296,6 +297,9 @@ func (r *delivery) handle(o outcome, now time.Time) {
 	if r.hostBusy[host]--; r.hostBusy[host] <= 0 {
 		delete(r.hostBusy, host)
 	}
+	if o.canceled {
+		return // stopping: the next leader (or run) tries again
+	}
 	e.attempts++
 	switch {
 	case o.err == nil && o.status >= 200 && o.status < 300:
@@ -442,7 +446,7 @@ func (d *Deliverer) post(ctx context.Context, client *http.Client, w core.Webhoo
 	}
 	rsp, err := client.Do(req)
 	if err != nil {
-		o.err = err
+		o.err, o.canceled = err, ctx.Err() != nil
 		return o
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(rsp.Body, d.cfg.MaxResponse))

@@ -287,3 +287,24 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// Stopping (leadership lost, shutdown) while a POST is under way is no
+// outcome: the webhook stays pending, even past its max age.
+func TestStopDuringAttemptKeepsPending(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	release := make(chan struct{})
+	defer close(release)
+	rc := newReceiver(t, func(hit, int) int { <-release; return 0 })
+	presence(t, s, []string{"r"}, 1)
+	cfg := fastConfig()
+	cfg.MaxAge = 50 * time.Millisecond
+	p := newPipeline(t, cfg, s, testHook(rc.srv.URL, nil))
+	run := start(t, p)
+	eventually(t, 10*time.Second, "a POST under way", func() bool { return p.Stats().InFlight == 1 })
+	time.Sleep(cfg.MaxAge) // past the max age while in flight
+	run.stop()
+	if st := p.Stats(); len(s.PendingWebhooks()) != 1 || len(s.DeadWebhooks()) != 0 || st.Retried != 0 || st.Dead != 0 || st.InFlight != 0 {
+		t.Fatalf("after stop: pending %d, dead %d, stats %+v", len(s.PendingWebhooks()), len(s.DeadWebhooks()), st)
+	}
+}
