@@ -126,3 +126,18 @@ func printKeys(w io.Writer, sub string, b []byte) error {
 	}
 	return nil
 }
+
+// bindAPI registers the server API's limits (edge/api.Config).
+func (s *settings) bindAPI(fs *flag.FlagSet) {
+	c := &s.node.HTTP.API
+	fs.Int64Var(&c.MaxBodyBytes, "api-max-body-bytes", c.MaxBodyBytes, "server API: bytes per JSON request body (413 beyond)")
+	fs.IntVar(&c.MaxActions, "api-max-actions", c.MaxActions, "server API: actions per POST /v1/actions batch (413 beyond)")
+	fs.Int64Var(&c.MaxPayloadBytes, "api-max-payload-bytes", c.MaxPayloadBytes, "server API: bytes per POST /v1/actions body (413 beyond)")
+	fs.DurationVar(&c.RequestTimeout, "api-request-timeout", c.RequestTimeout, "server API: deadline of a whole request (408 while sending, timeout lines while running)")
+	fs.DurationVar(&c.IdleTimeout, "api-idle-timeout", c.IdleTimeout, "server API: longest wait without progress (no body bytes: 408; no action done: timeout lines)")
+	fs.DurationVar(&c.ActionTimeout, "api-action-timeout", c.ActionTimeout, "server API: deadline of one action")
+	fs.IntVar(&c.Concurrency, "api-concurrency", c.Concurrency, "server API: actions of one batch run at once")
+	fs.DurationVar(&c.IdempotencyTTL, "api-idempotency-ttl", c.IdempotencyTTL, "server API: how long an Idempotency-Key's response is kept for replay")
+	fs.DurationVar(&c.ClockSkew, "api-clock-skew", c.ClockSkew, "server API: accepted clock difference of signed requests (and their replay window)")
+	fs.DurationVar(&c.MaxTokenLifetime, "api-max-token-lifetime", c.MaxTokenLifetime, "server API: longest lifetime (exp-iat) of a bearer token")
+}

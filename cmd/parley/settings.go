@@ -148,6 +148,7 @@ func (s *settings) bindServe(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Signal.ResumeGrace, "resume-grace", c.Signal.ResumeGrace, "how long a dropped session may resume")
 	s.bindCluster(fs)
 	s.bindWebhooks(fs)
+	s.bindAPI(fs)
 }
 
 func newSettings() *settings {
