@@ -358,3 +358,42 @@ func TestMemoryIdempotencyBounded(t *testing.T) {
 		t.Fatal("finished record not evicted")
 	}
 }
+
+func FuzzParseBatch(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"1","action":"room.list"}`,
+		"{\"id\":\"1\",\"action\":\"room.create\",\"params\":{\"room\":\"r\",\"max_participants\":3}}\n\n{\"id\":\"2\"",
+		`[{"id":"a","action":"data.send","params":{"room":"r","payload":null}},{"id":"b","action":"track.mute","params":{"room":"r","participant":"p","track":"t","muted":true}}]`,
+		`[1,"x",null,{}]`, `[`, "\xff\xfe", `{"id":"x","action":"room.get","params":{"room":"\u0000"}}`,
+		`{"id":"x","action":"participant.update","params":{"room":"r","participant":"p"}}`,
+	} {
+		f.Add(s, "")
+		f.Add(s, "application/json")
+		f.Add(s, "application/x-ndjson")
+	}
+	f.Fuzz(func(t *testing.T, body, ctype string) {
+		items, err := parseBatch([]byte(body), ctype)
+		if err != nil {
+			if core.CodeOf(err) != core.CodeBadRequest {
+				t.Fatalf("batch error with code %s: %v", core.CodeOf(err), err)
+			}
+			return
+		}
+		for _, it := range items {
+			if it.line < 1 {
+				t.Fatalf("line %d", it.line)
+			}
+			if (it.err == nil) == (it.prm == nil) {
+				t.Fatalf("item %+v: exactly one of err and params must be set", it)
+			}
+			if it.err == nil {
+				if err := it.prm.validate(); err != nil {
+					t.Fatalf("accepted invalid params: %v", err)
+				}
+				if it.req.ID == "" {
+					t.Fatal("accepted an action without id")
+				}
+			}
+		}
+	})
+}
