@@ -120,6 +120,7 @@ type Idempotency interface {
 type Cluster interface {
 	// RoomOwner returns the base HTTP URL (scheme://host:port) of the node
 	// that owns room when that is another node; remote is false when the
-	// room is this node's or nobody's.
-	RoomOwner(room string) (url string, remote bool)
+	// room is this node's or nobody's. It may confirm with the cluster
+	// that its answer is current (an error means it could not).
+	RoomOwner(ctx context.Context, room string) (url string, remote bool, err error)
 }

@@ -59,7 +59,11 @@ func decodeParams(action string, raw json.RawMessage) (params, error) {
 // another node of the cluster, else here.
 func (s *Server) exec(ctx context.Context, p principal, name string, prm params) (any, error) {
 	if room := prm.roomName(); room != "" && s.deps.Cluster != nil && !p.forwarded {
-		if url, remote := s.deps.Cluster.RoomOwner(room); remote {
+		url, remote, err := s.deps.Cluster.RoomOwner(ctx, room)
+		if err != nil {
+			return nil, err
+		}
+		if remote {
 			return s.forward(ctx, url, p, name, prm)
 		}
 	}

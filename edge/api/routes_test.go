@@ -106,7 +106,10 @@ func TestMissingPartsAreUnavailable(t *testing.T) {
 // ownerMap is a Cluster whose rooms belong to the URLs it names.
 type ownerMap map[string]string
 
-func (o ownerMap) RoomOwner(room string) (string, bool) { u, ok := o[room]; return u, ok }
+func (o ownerMap) RoomOwner(_ context.Context, room string) (string, bool, error) {
+	u, ok := o[room]
+	return u, ok, nil
+}
 
 func TestForwardToTheOwner(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)

@@ -138,7 +138,7 @@ func (s *Server) handler(rt route) http.Handler {
 			writeError(w, err)
 			return
 		}
-		if rt.admin && !p.admin() && !(p.forwarded && p.id == AdminPrincipal) {
+		if rt.admin && !p.admin() {
 			writeError(w, ErrAdminOnly)
 			return
 		}

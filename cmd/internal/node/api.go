@@ -154,23 +154,39 @@ func (a apiRooms) SendData(ctx context.Context, name string, to []string, payloa
 type apiCluster struct{ n *Node }
 
 // RoomOwner implements api.Cluster: the HTTP base URL of the node whose
-// claim the room has, when that is another node. The URL comes from the
-// node's public (signaling) URL: ws(s)://host/v1/signal serves the API at
-// http(s)://host.
-func (a apiCluster) RoomOwner(name string) (string, bool) {
+// claim the room has, when that is another node. A room this node neither
+// hosts nor sees claimed may have been claimed a moment ago elsewhere: the
+// replica is brought up to date (confirmed with the leader) before saying
+// so. The URL comes from the owner's public (signaling) URL:
+// ws(s)://host/v1/signal serves the API at http(s)://host.
+func (a apiCluster) RoomOwner(ctx context.Context, name string) (string, bool, error) {
 	s := a.n.store
 	if s == nil {
-		return "", false
+		return "", false, nil
 	}
 	c, ok := s.Room(name)
-	if !ok || c.Owner == a.n.id {
-		return "", false
+	if !ok {
+		if _, local := a.n.rooms.Room(name); local {
+			return "", false, nil
+		}
+		if err := s.Sync(ctx); err != nil {
+			return "", false, err
+		}
+		if c, ok = s.Room(name); !ok {
+			return "", false, nil
+		}
+	}
+	if c.Owner == a.n.id {
+		return "", false, nil
 	}
 	pub := c.OwnerURL
 	if nd, ok := s.Node(c.Owner); ok && nd.PublicURL != "" {
 		pub = nd.PublicURL
 	}
-	return apiBase(pub), pub != ""
+	if pub == "" {
+		return "", false, core.Errorf(core.CodeUnavailable, "room %q is hosted by node %s, whose address is unknown", name, c.Owner)
+	}
+	return apiBase(pub), true, nil
 }
 
 // apiBase turns a signaling URL into the base URL of the same server.
