@@ -145,6 +145,22 @@ func TestAuthRejects(t *testing.T) {
 	}
 }
 
+func TestAuthComesBeforeTheBody(t *testing.T) {
+	ts := newTestServer(t, func(c *Config, _ *Deps) { c.MaxBodyBytes = 10 })
+	big := `{"name":"` + strings.Repeat("x", 100) + `"}`
+	for _, sign := range []func(*http.Request, []byte){nil, func(r *http.Request, _ []byte) { r.Header.Set("Authorization", "Bearer wrong") }} {
+		if st, b, _ := ts.do(t, "POST", "/v1/rooms", big, sign); st != http.StatusUnauthorized {
+			t.Fatalf("oversized body without valid credentials: %d %s", st, b)
+		}
+	}
+	if st, b, _ := ts.do(t, "POST", "/v1/rooms", big, ts.bearer); st != http.StatusRequestEntityTooLarge || errCode(t, b) != core.CodeMessageTooLarge {
+		t.Fatalf("oversized body with a token: %d %s", st, b)
+	}
+	if st, b, _ := ts.do(t, "POST", "/v1/rooms", big, ts.hmacSigned); st != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized signed body: %d %s", st, b)
+	}
+}
+
 func TestAuthRejectsReplay(t *testing.T) {
 	ts := newTestServer(t, nil)
 	var saved string

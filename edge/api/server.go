@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/parleyhq/parley/core"
@@ -128,15 +129,29 @@ func (s *Server) handler(rt route) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// Signatures cover the body, so signed requests are read first;
+		// anything else is checked before its body is read.
+		signed := r.Header.Get(ForwardHeader) != "" ||
+			strings.HasPrefix(strings.ToLower(strings.TrimSpace(r.Header.Get("Authorization"))), strings.ToLower(HMACScheme))
+		var p principal
+		var err error
+		if !signed {
+			if p, err = s.authenticate(r, nil); err != nil {
+				w.Header().Set("Connection", "close")
+				writeError(w, err)
+				return
+			}
+		}
 		body, err := s.readBody(w, r, limit)
 		if err != nil {
 			fail(w, err)
 			return
 		}
-		p, err := s.authenticate(r, body)
-		if err != nil {
-			writeError(w, err)
-			return
+		if signed {
+			if p, err = s.authenticate(r, body); err != nil {
+				writeError(w, err)
+				return
+			}
 		}
 		if rt.admin && !p.admin() {
 			writeError(w, ErrAdminOnly)
@@ -248,7 +263,9 @@ func jsonErr(err error) string {
 
 // run executes one action for c's principal and answers with its result.
 func (c *call) run(status int, name string, prm params) {
-	ctx, cancel := context.WithTimeout(c.r.Context(), c.s.cfg.ActionTimeout)
+	// The action outlives a client that goes away (as batch actions do),
+	// so that a retry with the same Idempotency-Key finds its outcome.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.r.Context()), c.s.cfg.ActionTimeout)
 	defer cancel()
 	res, err := c.s.exec(ctx, c.p, name, prm)
 	if err != nil {

@@ -291,6 +291,20 @@ func TestServerAPIOnACluster(t *testing.T) {
 		t.Fatalf("same key, other body: %d %s", st, b)
 	}
 
+	// Plugins, webhooks and signing keys work through any node.
+	key.on(nodes[2]).must(200, "GET", "/v1/plugins", "", nil)
+	key.on(nodes[1]).must(200, "GET", "/v1/webhooks?dead=1", "", nil)
+	key.on(nodes[0]).must(200, "POST", "/v1/webhooks/retry", "", nil)
+	admin := apiCaller{t: t, base: nodes[2].URL()}
+	var rotated api.SigningKeyInfo
+	admin.must(200, "POST", "/v1/signing-keys/rotate", "", &rotated)
+	eventually(t, 5*time.Second, "the rotated key listed by n1", func() bool {
+		var sk struct{ Keys []api.SigningKeyInfo }
+		admin.on(nodes[0]).must(200, "GET", "/v1/signing-keys", "", &sk)
+		return len(sk.Keys) == 2 && (sk.Keys[0].ID == rotated.ID || sk.Keys[1].ID == rotated.ID)
+	})
+	admin.on(nodes[1]).must(200, "POST", "/v1/signing-keys/retire", "", nil)
+
 	// Revoked on one node, the key stops working on every node.
 	apiCaller{t: t, base: nodes[2].URL()}.must(200, "DELETE", "/v1/keys/"+key.key.ID, "", nil)
 	for _, n := range nodes {
