@@ -330,11 +330,30 @@ func TestIdempotentRetryGets409WhenTheFirstOutlastsIt(t *testing.T) {
 	})
 	ts.b.CreateRoom(context.Background(), "slow-1", RoomOptions{})
 	ts.api.idem.ReserveIdempotency(context.Background(), core.IdempotencyRecord{Key: ts.key.ID + ":busy",
-		Hash: requestHash("POST", "/v1/actions", []byte(`{"id":"s","action":"room.list"}`))}, time.Minute)
+		Hash: requestHash("POST", "/v1/actions", []byte(`{"id":"s","action":"room.list"}`))}, ts.api.cfg.IdempotencyTTL)
 	resp := ts.postActions(t, "", `{"id":"s","action":"room.list"}`, map[string]string{IdempotencyHeader: "busy"})
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusConflict || errCode(t, b) != core.CodeConflict {
 		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+}
+
+func TestIdempotentRetryRunsWhenTheFirstWasAbandoned(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := `{"id":"c","action":"room.create","params":{"room":"r"}}`
+	// A record reserved by a node that stopped long ago (it began a day
+	// minus an hour ago) and never completed.
+	ts.api.idem.ReserveIdempotency(context.Background(), core.IdempotencyRecord{Key: ts.key.ID + ":crashed", Owner: "gone",
+		Hash: requestHash("POST", "/v1/actions", []byte(body))}, time.Hour)
+	resp := ts.postActions(t, "", body, map[string]string{IdempotencyHeader: "crashed"})
+	res := readResults(t, resp.Body)
+	if !res["c"].OK || resp.Header.Get(ReplayedHeader) != "" || ts.b.count("create") != 1 {
+		t.Fatalf("%+v", res)
+	}
+	again := ts.postActions(t, "", body, map[string]string{IdempotencyHeader: "crashed"})
+	io.Copy(io.Discard, again.Body)
+	if again.Header.Get(ReplayedHeader) != "true" || ts.b.count("create") != 1 {
+		t.Fatalf("the rerun was not kept: replayed %q, %d creates", again.Header.Get(ReplayedHeader), ts.b.count("create"))
 	}
 }
 

@@ -58,27 +58,62 @@ func (s *Server) idempotent(c *call, key string, h func(*call)) {
 			s.runRecorded(c, rec, h)
 			return
 		}
-		// Wait for the first request with a local read each poll; reserve
-		// again only if its record went (it failed and was forgotten).
-		for ok := true; ok; got, ok = s.idem.Idempotency(scoped) {
-			switch {
-			case got.Hash != hash:
-				writeErrorStatus(c.w, http.StatusUnprocessableEntity, ErrIdempotencyMismatch)
-				return
-			case got.Done:
-				replay(c, got)
-				return
-			case !s.now().Before(deadline):
-				c.fail(ErrIdempotencyBusy)
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(idempotencyPoll):
-			}
+		if !s.await(c, scoped, hash, got, deadline) {
+			return
 		}
 	}
+}
+
+// await answers a request whose Idempotency-Key has a record: with the
+// first response once it is done (polling the local replica), 422 for
+// another request, 409 once the deadline passes. It returns true when the
+// request should try to reserve the key again: its record went (the first
+// request failed and was forgotten) or was abandoned.
+func (s *Server) await(c *call, key, hash string, got core.IdempotencyRecord, deadline time.Time) bool {
+	ctx := c.r.Context()
+	for {
+		switch {
+		case got.Hash != hash:
+			writeErrorStatus(c.w, http.StatusUnprocessableEntity, ErrIdempotencyMismatch)
+			return false
+		case got.Done:
+			replay(c, got)
+			return false
+		case s.abandoned(got):
+			// Its node stopped before finishing it: run the request again
+			// rather than answer 409 until the record expires.
+			s.log.Warn("an Idempotency-Key's first request never finished; running its retry", "key", key, "node", got.Owner)
+			if err := s.idem.ForgetIdempotency(ctx, key); err != nil {
+				c.fail(err)
+				return false
+			}
+			return true
+		case !s.now().Before(deadline):
+			c.fail(ErrIdempotencyBusy)
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(idempotencyPoll):
+		}
+		var ok bool
+		if got, ok = s.idem.Idempotency(key); !ok {
+			return true
+		}
+	}
+}
+
+// abandonGrace is how long past the request timeout a first request may
+// still finish (it completes its record after its last action).
+const abandonGrace = 30 * time.Second
+
+// abandoned reports whether rec belongs to a request that cannot still be
+// running: it began (Expires - IdempotencyTTL) longer ago than a request
+// may last. Its node crashed or was cut off before completing it.
+func (s *Server) abandoned(rec core.IdempotencyRecord) bool {
+	began := rec.Expires.Add(-s.cfg.IdempotencyTTL)
+	return !rec.Done && s.now().Sub(began) > s.cfg.RequestTimeout+abandonGrace
 }
 
 // runRecorded runs h, streaming its response while keeping a copy, and
