@@ -47,7 +47,6 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	mounted := map[string]bool{}
-	pathParam := regexp.MustCompile(`\{([a-z]+)\}`)
 	for _, rt := range s.routes {
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		mounted[strings.ToLower(method)+" "+path] = true
@@ -57,28 +56,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			t.Errorf("%s is not documented", rt.pattern)
 			continue
 		}
-		if resps, _ := opv["responses"].(map[string]any); resps["401"] == nil {
-			t.Errorf("%s: no 401 answer documented", rt.pattern)
-		}
-		sec, _ := opv["security"].([]any)
-		if len(sec) == 0 {
-			t.Errorf("%s: no security documented", rt.pattern)
-		}
-		if rt.admin && (len(sec) != 1 || sec[0].(map[string]any)["AdminToken"] == nil) {
-			t.Errorf("%s: admin-only, documented with %v", rt.pattern, sec)
-		}
-		var documented []string
-		params, _ := opv["parameters"].([]any)
-		for _, p := range params {
-			if pm := resolve(p); pm["in"] == "path" {
-				documented = append(documented, pm["name"].(string))
-			}
-		}
-		for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
-			if !slices.Contains(documented, m[1]) {
-				t.Errorf("%s: path parameter %q not documented", rt.pattern, m[1])
-			}
-		}
+		checkOperation(t, rt, path, opv, resolve)
 	}
 	for path, item := range paths {
 		for method := range item.(map[string]any) {
@@ -87,20 +65,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			}
 		}
 	}
-	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
-	enum := schemas["ActionRequest"].(map[string]any)["properties"].(map[string]any)["action"].(map[string]any)["enum"].([]any)
-	var got, want []string
-	for _, a := range enum {
-		got = append(got, a.(string))
-	}
-	for a := range actionNames {
-		want = append(want, a)
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if !slices.Equal(got, want) {
-		t.Errorf("documented actions %v, served %v", got, want)
-	}
+	checkDocumentedActions(t, doc)
 	// Every $ref anywhere resolves.
 	var walk func(v any)
 	walk = func(v any) {
@@ -119,4 +84,53 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		}
 	}
 	walk(doc)
+}
+
+// checkDocumentedActions compares the documented action names with the
+// served ones.
+func checkDocumentedActions(t *testing.T, doc map[string]any) {
+	t.Helper()
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	enum := schemas["ActionRequest"].(map[string]any)["properties"].(map[string]any)["action"].(map[string]any)["enum"].([]any)
+	var got, want []string
+	for _, a := range enum {
+		got = append(got, a.(string))
+	}
+	for a := range actionNames {
+		want = append(want, a)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("documented actions %v, served %v", got, want)
+	}
+}
+
+// checkOperation checks one documented operation of route rt: its 401
+// answer, its credentials and its path parameters.
+func checkOperation(t *testing.T, rt route, path string, opv map[string]any, resolve func(any) map[string]any) {
+	t.Helper()
+	pathParam := regexp.MustCompile(`\{([a-z]+)\}`)
+	if resps, _ := opv["responses"].(map[string]any); resps["401"] == nil {
+		t.Errorf("%s: no 401 answer documented", rt.pattern)
+	}
+	sec, _ := opv["security"].([]any)
+	if len(sec) == 0 {
+		t.Errorf("%s: no security documented", rt.pattern)
+	}
+	if rt.admin && (len(sec) != 1 || sec[0].(map[string]any)["AdminToken"] == nil) {
+		t.Errorf("%s: admin-only, documented with %v", rt.pattern, sec)
+	}
+	var documented []string
+	params, _ := opv["parameters"].([]any)
+	for _, p := range params {
+		if pm := resolve(p); pm["in"] == "path" {
+			documented = append(documented, pm["name"].(string))
+		}
+	}
+	for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
+		if !slices.Contains(documented, m[1]) {
+			t.Errorf("%s: path parameter %q not documented", rt.pattern, m[1])
+		}
+	}
 }
