@@ -274,3 +274,52 @@ func TestMaxAgeDeadLetters(t *testing.T) {
 		t.Fatalf("pending %d, stats %+v", len(s.PendingWebhooks()), p.Stats())
 	}
 }
+
+// Webhooks without a room go out in parallel, up to PerHost per receiver
+// host and Global overall.
+func TestConcurrencyLimits(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	var cur, peak atomic.Int32
+	gate := make(chan struct{})
+	rc := newReceiver(t, func(hit, int) int {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-gate
+		cur.Add(-1)
+		return 0
+	})
+	port := rc.srv.URL[strings.LastIndex(rc.srv.URL, ":"):]
+	hook := HookFunc(func(ctx context.Context, ev core.PresenceEvent) ([]core.Webhook, error) {
+		host := map[string]string{"a": "127.0.0.1", "b": "localhost"}[ev.Room]
+		whs, err := testHook("http://"+host+port, nil).Webhooks(ctx, ev)
+		whs[0].Room = "" // independent
+		return whs, err
+	})
+	presence(t, s, []string{"a"}, 10)
+	cfg := fastConfig()
+	cfg.PerHost, cfg.Global = 3, 5
+	p := newPipeline(t, cfg, s, hook)
+	run := start(t, p)
+	eventually(t, 10*time.Second, "3 in flight to one host", func() bool { return p.Stats().InFlight == 3 && peak.Load() == 3 })
+	if n := p.Stats().InFlight; n != 3 {
+		t.Fatalf("%d in flight to one host, want PerHost (3)", n)
+	}
+	presence(t, s, []string{"b"}, 10)
+	p.Notify()
+	eventually(t, 10*time.Second, "5 in flight to two hosts", func() bool { return p.Stats().InFlight == 5 })
+	if peak.Load() != 5 {
+		t.Fatalf("peak %d concurrent requests, want 5", peak.Load())
+	}
+	close(gate)
+	eventually(t, 10*time.Second, "all delivered", func() bool { return p.Stats().Delivered == 20 })
+	run.stop()
+	if peak.Load() != 5 {
+		t.Fatalf("peak %d concurrent requests, want 5 (Global)", peak.Load())
+	}
+}
