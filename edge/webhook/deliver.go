@@ -20,11 +20,11 @@ import (
 	"github.com/parleyhq/parley/core/whsig"
 )
 
-// Deliverer POSTs the outbox's webhooks: one at a time per room in Seq
+// deliverer POSTs the outbox's webhooks: one at a time per room in Seq
 // order (webhooks without a room independently), at most Config.PerHost
 // at once per receiver and Config.Global overall, retrying with
 // exponential backoff and full jitter, and commits outcomes in batches.
-type Deliverer struct {
+type deliverer struct {
 	cfg   Config
 	store Outbox
 	log   *slog.Logger
@@ -35,15 +35,15 @@ type Deliverer struct {
 	client *http.Client
 }
 
-func newDeliverer(cfg Config, store Outbox, log *slog.Logger, m *metrics) *Deliverer {
+func newDeliverer(cfg Config, store Outbox, log *slog.Logger, m *metrics) *deliverer {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = cfg.PerHost
-	d := &Deliverer{cfg: cfg, store: store, log: log, m: m, wake: newNudge()}
+	d := &deliverer{cfg: cfg, store: store, log: log, m: m, wake: newNudge()}
 	d.setClient(&http.Client{Transport: tr})
 	return d
 }
 
-func (d *Deliverer) setClient(c *http.Client) {
+func (d *deliverer) setClient(c *http.Client) {
 	cc := *c
 	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	d.mu.Lock()
@@ -51,8 +51,8 @@ func (d *Deliverer) setClient(c *http.Client) {
 	d.mu.Unlock()
 }
 
-// Notify nudges the Deliverer to read the outbox now; it never blocks.
-func (d *Deliverer) Notify() { d.wake.notify() }
+// Notify nudges the deliverer to read the outbox now; it never blocks.
+func (d *deliverer) Notify() { d.wake.notify() }
 
 // entry is one webhook the delivery loop tracks.
 type entry struct {
@@ -80,7 +80,7 @@ type outcome struct {
 
 // delivery is the state of one Run; only the Run goroutine touches it.
 type delivery struct {
-	*Deliverer
+	*deliverer
 	client   *http.Client
 	entries  map[string]*entry
 	queues   []*queue // per room, in the order of their first webhook's Seq
@@ -99,11 +99,11 @@ type delivery struct {
 
 // Run delivers until ctx ends, then waits for the POSTs under way, makes a
 // last attempt to commit their outcomes, and returns.
-func (d *Deliverer) Run(ctx context.Context) {
+func (d *deliverer) Run(ctx context.Context) {
 	d.mu.Lock()
 	client := d.client
 	d.mu.Unlock()
-	r := &delivery{Deliverer: d, client: client, entries: map[string]*entry{}, hostBusy: map[string]int{},
+	r := &delivery{deliverer: d, client: client, entries: map[string]*entry{}, hostBusy: map[string]int{},
 		results: make(chan outcome, d.cfg.Global), reload: true}
 	defer d.m.inFlight.Store(0)
 	defer client.CloseIdleConnections()
@@ -414,7 +414,7 @@ func (e *badRequestError) Error() string { return e.err.Error() }
 func (e *badRequestError) Unwrap() error { return e.err }
 
 // post makes one attempt.
-func (d *Deliverer) post(ctx context.Context, client *http.Client, w core.Webhook, keys []ed25519.PrivateKey) outcome {
+func (d *deliverer) post(ctx context.Context, client *http.Client, w core.Webhook, keys []ed25519.PrivateKey) outcome {
 	o := outcome{id: w.ID}
 	u, err := url.Parse(w.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -31,7 +31,7 @@ const (
 	// MaxDead is how many dead webhooks are kept; the oldest go first.
 	MaxDead = 10000
 	// MaxJournal is how many unprocessed presence events are kept; the
-	// oldest go first (the Processor reports them as dropped).
+	// oldest go first (the processor reports them as dropped).
 	MaxJournal = 100000
 	// compactAt is the log size that triggers a compaction.
 	compactAt = 8 << 20

@@ -9,12 +9,12 @@ import (
 	"time"
 )
 
-// Pipeline is the Processor and the Deliverer over one Store, sharing
+// Pipeline is the processor and the deliverer over one Store, sharing
 // their Stats. Run it while this node leads (always, on a single node).
 // Its methods are safe for concurrent use.
 type Pipeline struct {
-	proc *Processor
-	dlv  *Deliverer
+	proc *processor
+	dlv  *deliverer
 	m    *metrics
 }
 

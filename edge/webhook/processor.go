@@ -14,10 +14,10 @@ import (
 	"github.com/parleyhq/parley/core"
 )
 
-// Processor runs the Hook over committed journal entries in order and
+// processor runs the Hook over committed journal entries in order and
 // enqueues the webhooks they produce, advancing the cursor in the same
 // write, so no event is skipped or processed twice across leader changes.
-type Processor struct {
+type processor struct {
 	cfg     Config
 	store   Journal
 	hook    Hook
@@ -27,15 +27,15 @@ type Processor struct {
 	onQueue func() // called after webhooks were enqueued
 }
 
-func newProcessor(cfg Config, store Journal, hook Hook, log *slog.Logger, m *metrics, onQueue func()) *Processor {
-	return &Processor{cfg: cfg, store: store, hook: hook, log: log, m: m, wake: newNudge(), onQueue: onQueue}
+func newProcessor(cfg Config, store Journal, hook Hook, log *slog.Logger, m *metrics, onQueue func()) *processor {
+	return &processor{cfg: cfg, store: store, hook: hook, log: log, m: m, wake: newNudge(), onQueue: onQueue}
 }
 
-// Notify nudges the Processor to read the journal now; it never blocks.
-func (p *Processor) Notify() { p.wake.notify() }
+// Notify nudges the processor to read the journal now; it never blocks.
+func (p *processor) Notify() { p.wake.notify() }
 
 // Run processes the journal until ctx ends.
-func (p *Processor) Run(ctx context.Context) {
+func (p *processor) Run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	errDelay := p.cfg.PollInterval
@@ -74,7 +74,7 @@ func (p *Processor) Run(ctx context.Context) {
 }
 
 // step processes one batch; more reports that the batch was full.
-func (p *Processor) step(ctx context.Context) (more bool, err error) {
+func (p *processor) step(ctx context.Context) (more bool, err error) {
 	cursor := p.store.WebhookCursor()
 	entries, dropped := p.store.PresenceJournal(cursor, p.cfg.JournalBatch)
 	if len(entries) == 0 && dropped == 0 {
@@ -119,7 +119,7 @@ func (p *Processor) step(ctx context.Context) (more bool, err error) {
 
 // run calls the hook on one entry, retrying transient errors with backoff;
 // ok is false when the event fails open.
-func (p *Processor) run(ctx context.Context, e core.JournalEntry) ([]core.Webhook, bool) {
+func (p *processor) run(ctx context.Context, e core.JournalEntry) ([]core.Webhook, bool) {
 	if p.hook == nil {
 		return nil, true
 	}

@@ -44,7 +44,7 @@ var inf = func() float64 { var z float64; return 1 / z }()
 // Stats describes the pipeline. Counters count since the Pipeline was
 // created, across its Runs.
 type Stats struct {
-	// Pending is the number of webhooks in the outbox at the Deliverer's
+	// Pending is the number of webhooks in the outbox at the deliverer's
 	// last look; OldestPending is the age of the oldest of them.
 	Pending       int
 	OldestPending time.Duration

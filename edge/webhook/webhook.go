@@ -1,11 +1,26 @@
-// Package webhook runs Parley's durable presence webhooks: a Processor
+// Package webhook runs Parley's durable presence webhooks: a processor
 // turns committed presence events into queued webhooks (through the
-// presence plugins, behind Hook), and a Deliverer POSTs the queued
+// presence plugins, behind Hook), and a deliverer POSTs the queued
 // webhooks, signed in the Standard Webhooks convention, until receivers
 // acknowledge them or they dead-letter. Both run on the node that leads
 // the cluster (or on the single node) over a Store: the cluster's Raft
 // state (raftstore.Store) or, on one node, a FileStore in the data
 // directory.
+//
+// A Pipeline (New, then Run while leading) holds both. Delivery rules:
+// webhooks of one room go out one at a time in Seq order (those without a
+// room independently), at most Config.PerHost at once per receiver and
+// Config.Global overall; a 2xx acknowledges; a 4xx other than 408 and 429
+// dead-letters at once; anything else (5xx, 408, 429, timeouts, connection
+// errors, redirects, which are never followed) is retried with
+// exponential backoff and full jitter (a Retry-After on 429/503 is
+// honoured up to Config.BackoffMax) until Config.MaxAge after enqueue,
+// then dead-letters. Outcomes are committed in batches.
+//
+// Each POST carries Content-Type: application/json, the plugin's extra
+// headers (never webhook-*), webhook-id (Webhook.ID), webhook-timestamp
+// (unix seconds of the attempt) and webhook-signature: "v1,<HMAC>" when
+// the webhook has a secret, then one "v1a,<Ed25519>" per signing key.
 //
 // Delivery is at-least-once: a webhook may be POSTed again after a leader
 // change or a crash, always with the same webhook-id, so receivers
@@ -59,7 +74,7 @@ type Store interface {
 
 // Hook runs the presence plugins over one committed event and returns the
 // webhooks they ask for (Room, Host, URL, Body... filled in; ID may be left
-// empty, the Processor then derives a stable one). Errors that are worth
+// empty, the processor then derives a stable one). Errors that are worth
 // retrying the event for implement interface{ Transient() bool } (found
 // with errors.As). Webhooks is called from one goroutine at a time.
 type Hook interface {
@@ -98,10 +113,10 @@ type Config struct {
 	// PerHost limits concurrent POSTs to one receiver host; Global limits
 	// them overall.
 	PerHost, Global int
-	// JournalBatch is how many journal entries the Processor reads and
+	// JournalBatch is how many journal entries the processor reads and
 	// enqueues per write.
 	JournalBatch int
-	// SettleBatch is how many outcomes make the Deliverer commit at once;
+	// SettleBatch is how many outcomes make the deliverer commit at once;
 	// it commits at least every SettleInterval otherwise.
 	SettleBatch    int
 	SettleInterval time.Duration
