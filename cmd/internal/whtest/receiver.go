@@ -36,6 +36,9 @@ type Mode struct {
 	// Hang holds the request until the client gives up (or the receiver
 	// closes).
 	Hang bool
+	// Delay holds each request this long before answering (a slow
+	// receiver).
+	Delay time.Duration
 }
 
 // Request is one request the receiver got.
@@ -150,6 +153,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	rec.Type, rec.Data = doc.Type, doc.Data
 	errs = append(errs, r.verify(&rec, keys)...)
 	rec.Err = strings.Join(errs, "; ")
+	if mode.Delay > 0 {
+		select {
+		case <-hr.Context().Done():
+		case <-r.closing:
+		case <-time.After(mode.Delay):
+		}
+	}
 	switch {
 	case mode.Drop:
 		r.record(rec)

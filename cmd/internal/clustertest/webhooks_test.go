@@ -1,0 +1,338 @@
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/cmd/internal/whtest"
+)
+
+// hookSecret is the HMAC secret of the receivers' target.
+var hookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("clustertest-webhook-secret-32byt"))
+
+var (
+	wasmOnce sync.Once
+	hookWasm string
+	wasmErr  error
+)
+
+// presenceWasm builds the stock presencewebhook plugin once per run.
+func presenceWasm(t testing.TB) string {
+	t.Helper()
+	wasmOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parley-clustertest-wasm-")
+		if err != nil {
+			wasmErr = err
+			return
+		}
+		hookWasm = filepath.Join(dir, "presencewebhook.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", hookWasm, "./plugins/stock/presencewebhook")
+		cmd.Dir = filepath.Join("..", "..", "..")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			wasmErr = fmt.Errorf("build presencewebhook: %v\n%s", err, out)
+		}
+	})
+	if wasmErr != nil {
+		t.Fatal(wasmErr)
+	}
+	return hookWasm
+}
+
+// hookArgs are the serve flags that load the presencewebhook plugin with
+// rcv as its one target and make delivery retry quickly.
+func hookArgs(t testing.TB, rcv *whtest.Receiver) []string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(presenceWasm(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := fmt.Sprintf(`{"config": {"targets": [{"name": "site", "url": %q, "secret": %q}]}}`,
+		rcv.URL()+"/hook", hookSecret)
+	if err := os.WriteFile(filepath.Join(dir, "presencewebhook.wasm"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "presencewebhook.json"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--plugin-dir", dir, "--plugin-call-timeout", "5s", "--webhook-attempt-timeout", "1s", "--webhook-per-host", "16",
+		"--webhook-backoff-base", "20ms", "--webhook-backoff-max", "300ms", "--webhook-poll-interval", "50ms"}
+}
+
+// keysOf returns a key source for a receiver: the public keys of /pki of
+// the first of procs that answers, fetched once and kept (the tests do
+// not rotate keys).
+func keysOf(procs func() []*proc) func() ([]ed25519.PublicKey, error) {
+	var mu sync.Mutex
+	var keys []ed25519.PublicKey
+	return func() ([]ed25519.PublicKey, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if keys != nil {
+			return keys, nil
+		}
+		var errs []string
+		for _, p := range procs() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			k, err := whtest.FetchKeys(ctx, p.baseURL()+"/pki")
+			cancel()
+			if err == nil {
+				keys = k
+				return keys, nil
+			}
+			errs = append(errs, err.Error())
+		}
+		return nil, fmt.Errorf("no node serves /pki: %s", strings.Join(errs, "; "))
+	}
+}
+
+// visit is a participant that joined a room and left it.
+type visit struct{ room, identity string }
+
+// churn makes workers join and leave new rooms through random live nodes,
+// each pausing pause between visits, until the function it returns is
+// called; that returns the visits that completed (join and leave both
+// answered).
+func churn(t testing.TB, workers int, pause time.Duration, live func() []*proc) func() []visit {
+	var mu sync.Mutex
+	var done []visit
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(pause):
+				}
+				ps := live()
+				p := ps[rand.IntN(len(ps))]
+				v := visit{fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("u%d-%d", w, i)}
+				cl, err := dial(t, p, v.room, v.identity, nil)
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err = cl.Leave(ctx)
+				cancel()
+				cl.Close()
+				if err == nil {
+					mu.Lock()
+					done = append(done, v)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	return func() []visit {
+		close(stop)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]visit(nil), done...)
+	}
+}
+
+// hookIndex indexes what a receiver acknowledged.
+type hookIndex struct {
+	byKey map[string]bool // "type room identity" and "type room"
+}
+
+func indexHooks(reqs []whtest.Request) hookIndex {
+	ix := hookIndex{byKey: map[string]bool{}}
+	for _, r := range reqs {
+		ix.byKey[r.Type+" "+r.Field("room")] = true
+		ix.byKey[r.Type+" "+r.Field("room")+" "+r.Field("identity")] = true
+		if pid := r.Field("participant_id"); pid != "" {
+			ix.byKey[r.Type+" pid "+pid] = true
+		}
+	}
+	return ix
+}
+
+// missingVisits lists the webhooks of vs that did not arrive.
+func (ix hookIndex) missingVisits(vs []visit) []string {
+	var miss []string
+	for _, v := range vs {
+		for _, k := range []string{"room.started " + v.room, "participant.joined " + v.room + " " + v.identity,
+			"participant.left " + v.room + " " + v.identity, "room.finished " + v.room} {
+			if !ix.byKey[k] {
+				miss = append(miss, k)
+			}
+		}
+	}
+	return miss
+}
+
+// checkDuplicates checks that every request of one webhook id carries the
+// same body, and that no event gave two webhook ids (receivers could not
+// de-duplicate those); it returns the number of duplicate requests.
+func checkDuplicates(t *testing.T, reqs []whtest.Request) int {
+	t.Helper()
+	bodies := map[string][]byte{}
+	ids := map[string]string{} // event id -> webhook id
+	dups := 0
+	for _, r := range reqs {
+		if b, ok := bodies[r.ID]; ok {
+			dups++
+			if !bytes.Equal(b, r.Body) {
+				t.Errorf("webhook %s delivered with two bodies:\n%s\n%s", r.ID, b, r.Body)
+			}
+			continue
+		}
+		bodies[r.ID] = r.Body
+		ev := r.Field("event_id")
+		if other, ok := ids[ev]; ok && other != r.ID {
+			t.Errorf("event %s (%s) delivered under two webhook ids: %s and %s", ev, r.Type, other, r.ID)
+		}
+		ids[ev] = r.ID
+	}
+	return dups
+}
+
+// TestWebhooksLeaderKilledRepeatedly SIGKILLs the leader of a three-process
+// cluster three times while clients join and leave rooms through every
+// node and webhooks are being delivered (the receiver is slow), restarting
+// the killed node each time. Every webhook arrives at least once, every
+// duplicate carries the webhook-id and body of its first delivery, and the
+// participants the killed node hosted get their left webhooks, their
+// tracks their track.unpublished and their rooms room.finished.
+func TestWebhooksLeaderKilledRepeatedly(t *testing.T) {
+	rcv := whtest.New(hookSecret, nil)
+	t.Cleanup(rcv.Close)
+	c := newTestCluster(t, append(hookArgs(t, rcv), "--cluster-failure-grace", "2s")...)
+	var liveMu sync.Mutex
+	dead := map[*proc]bool{}
+	live := func() []*proc {
+		liveMu.Lock()
+		defer liveMu.Unlock()
+		var out []*proc
+		for _, p := range c.procs {
+			if !dead[p] {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	rcv.SetKeys(keysOf(live))
+	t.Cleanup(func() {
+		if t.Failed() {
+			logWebhookMetrics(t, live())
+		}
+	})
+	rcv.SetMode(whtest.Mode{Delay: 5 * time.Millisecond})
+	stopChurn := churn(t, 3, 50*time.Millisecond, live)
+	type stayer struct{ room, node string }
+	var stayers []stayer
+	for k := range 3 {
+		old := c.leader()
+		room := fmt.Sprintf("stay-%d", k)
+		pub, err := dial(t, old, room, room+"-pub", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, pub)
+		if _, err := dial(t, old, room, room+"-sub", nil); err != nil {
+			t.Fatal(err)
+		}
+		stayers = append(stayers, stayer{room, old.id})
+		eventually(t, 20*time.Second, room+": its track published", func() bool {
+			return indexHooks(rcv.Acked()).byKey["track.published "+room+" "+room+"-pub"]
+		})
+		time.Sleep(300 * time.Millisecond) // deliveries in flight
+		liveMu.Lock()
+		dead[old] = true
+		liveMu.Unlock()
+		old.kill()
+		t.Logf("kill %d: SIGKILLed leader %s with %d webhooks acknowledged so far", k+1, old.id, len(rcv.Acked()))
+		time.Sleep(3 * time.Second) // past the failure grace: its presence ends
+		old.start()
+		c.waitReady(30*time.Second, c.procs...)
+		liveMu.Lock()
+		delete(dead, old)
+		liveMu.Unlock()
+	}
+	visits := stopChurn()
+	t.Logf("%d visits completed through the kills", len(visits))
+	if len(visits) < 10 {
+		t.Fatalf("only %d visits completed", len(visits))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	err := rcv.Wait(ctx, func([]whtest.Request) bool { return len(indexHooks(rcv.Acked()).missingVisits(visits)) == 0 })
+	ix := indexHooks(rcv.Acked())
+	if err != nil {
+		t.Fatalf("webhooks lost: %v: %q", err, ix.missingVisits(visits))
+	}
+	for _, s := range stayers {
+		// The participants of the killed node joined there; their own
+		// participant ids must get a left webhook, the publisher's
+		// track an unpublished one.
+		found := 0
+		for _, r := range rcv.Acked() {
+			if r.Field("room") != s.room || r.Field("node") != s.node || r.Type != "participant.joined" {
+				continue
+			}
+			pid := r.Field("participant_id")
+			found++
+			eventually(t, 30*time.Second, "left of "+r.Field("identity")+" on the killed "+s.node, func() bool {
+				return indexHooks(rcv.Acked()).byKey["participant.left pid "+pid]
+			})
+			if strings.HasSuffix(r.Field("identity"), "-pub") && !indexHooks(rcv.Acked()).byKey["track.unpublished pid "+pid] {
+				t.Errorf("%s: no track.unpublished for the publisher %s on the killed node", s.room, pid)
+			}
+		}
+		if found != 2 {
+			t.Errorf("%s: %d participants joined on the killed node %s, want 2", s.room, found, s.node)
+		}
+		if !ix.byKey["room.finished "+s.room] {
+			eventually(t, 30*time.Second, s.room+" finished", func() bool { return indexHooks(rcv.Acked()).byKey["room.finished "+s.room] })
+		}
+	}
+	dups := checkDuplicates(t, rcv.Requests())
+	if errs := rcv.Errors(); len(errs) > 0 {
+		t.Errorf("%d requests did not verify: %q", len(errs), errs[:min(len(errs), 5)])
+	}
+	t.Logf("%d requests, %d webhooks acknowledged, %d redelivered", len(rcv.Requests()), len(rcv.Unique()), dups)
+}
+
+// logWebhookMetrics logs each live node's webhook and raft series, for a
+// failing test.
+func logWebhookMetrics(t *testing.T, procs []*proc) {
+	for _, p := range procs {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.baseURL()+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Logf("%s: metrics: %v", p.id, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if (strings.HasPrefix(l, "parley_webhook") || strings.HasPrefix(l, "parley_raft_state")) && !strings.Contains(l, "_bucket") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("%s:\n%s", p.id, strings.Join(lines, "\n"))
+	}
+}
