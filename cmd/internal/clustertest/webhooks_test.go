@@ -314,7 +314,7 @@ func TestWebhooksLeaderKilledRepeatedly(t *testing.T) {
 
 // logWebhookMetrics logs each live node's webhook and raft series, for a
 // failing test.
-func logWebhookMetrics(t *testing.T, procs []*proc) {
+func logWebhookMetrics(t testing.TB, procs []*proc) {
 	for _, p := range procs {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.baseURL()+"/metrics", nil)
@@ -335,4 +335,106 @@ func logWebhookMetrics(t *testing.T, procs []*proc) {
 		}
 		t.Logf("%s:\n%s", p.id, strings.Join(lines, "\n"))
 	}
+}
+
+// newSingle starts one parley process without a cluster, with extra serve
+// flags, and waits until it serves.
+func newSingle(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	binary(t)
+	p := &proc{t: t, id: "single", dir: t.TempDir(), httpAddr: freeAddr(t)}
+	p.args = append([]string{"serve", "--dev", "--data-dir", p.dir, "--http-addr", p.httpAddr, "--webtransport-addr=",
+		"--media-port", "0", "--token-secret", tokenSecret, "--admin-token", adminToken, "--plugin-dir", "none"}, extra...)
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(p.dir, "log"))
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			t.Logf("--- log (last lines):\n%s", strings.Join(lines[max(0, len(lines)-25):], "\n"))
+		}
+	})
+	p.start()
+	p.waitServing(t)
+	return p
+}
+
+// waitServing waits until the process answers /healthz.
+func (p *proc) waitServing(t *testing.T) {
+	t.Helper()
+	eventually(t, 20*time.Second, p.id+" serving", func() bool {
+		code, err := p.get(context.Background(), "/healthz", nil)
+		return err == nil && code == http.StatusOK
+	})
+}
+
+// metricValue reads one series (without labels) of the process's /metrics.
+func (p *proc) metricValue(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(p.baseURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	t.Fatalf("%s: no series %s", p.id, name)
+	return 0
+}
+
+// TestWebhooksSingleNodeSurvivesKill: a single node whose receiver is down
+// keeps its pending webhooks across a SIGKILL (they are in the data dir's
+// webhook store, fsynced), and delivers all of them, signed with the same
+// key, once it restarts and the receiver is up.
+func TestWebhooksSingleNodeSurvivesKill(t *testing.T) {
+	rcv := whtest.New(hookSecret, nil)
+	t.Cleanup(rcv.Close)
+	rcv.SetMode(whtest.Mode{Status: 503})
+	p := newSingle(t, hookArgs(t, rcv)...)
+	rcv.SetKeys(keysOf(func() []*proc { return []*proc{p} }))
+	keysBefore, err := keysOf(func() []*proc { return []*proc{p} })()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var visits []visit
+	for i := range 3 {
+		v := visit{fmt.Sprintf("single-%d", i), fmt.Sprintf("s%d", i)}
+		cl, err := dial(t, p, v.room, v.identity, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := cl.Leave(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		visits = append(visits, v)
+	}
+	eventually(t, 10*time.Second, "12 webhooks pending", func() bool { return p.metricValue(t, "parley_webhook_pending") == 12 })
+	p.kill()
+	p.start()
+	p.waitServing(t)
+	keysAfter, err := keysOf(func() []*proc { return []*proc{p} })()
+	if err != nil || len(keysAfter) != 1 || !keysAfter[0].Equal(keysBefore[0]) {
+		t.Fatalf("signing key changed across the restart: %v", err)
+	}
+	if v := p.metricValue(t, "parley_webhook_pending"); v != 12 {
+		t.Fatalf("%v webhooks pending after the restart, want 12", v)
+	}
+	rcv.SetMode(whtest.Mode{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rcv.Wait(ctx, func([]whtest.Request) bool { return len(indexHooks(rcv.Acked()).missingVisits(visits)) == 0 }); err != nil {
+		t.Fatalf("webhooks lost across the kill: %v: %q", err, indexHooks(rcv.Acked()).missingVisits(visits))
+	}
+	checkDuplicates(t, rcv.Requests())
+	if errs := rcv.Errors(); len(errs) > 0 {
+		t.Errorf("requests that did not verify: %q", errs)
+	}
+	eventually(t, 10*time.Second, "the outbox empty", func() bool { return p.metricValue(t, "parley_webhook_pending") == 0 })
 }
