@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -437,4 +438,131 @@ func TestWebhooksSingleNodeSurvivesKill(t *testing.T) {
 		t.Errorf("requests that did not verify: %q", errs)
 	}
 	eventually(t, 10*time.Second, "the outbox empty", func() bool { return p.metricValue(t, "parley_webhook_pending") == 0 })
+}
+
+// cli runs the parley command against p and returns its output; a
+// non-zero exit fails the test.
+func (p *proc) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary(t), append(args, "--http-addr", p.httpAddr, "--admin-token", adminToken)...)
+	cmd.Env = append(cleanEnv(), "XDG_CONFIG_HOME="+p.dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("parley %v: %v: %s", args, err, stderr.String())
+	}
+	return string(out)
+}
+
+// visitRoom joins room through p as identity and leaves.
+func visitRoom(t *testing.T, p *proc, room, identity string) {
+	t.Helper()
+	cl, err := dial(t, p, room, identity, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ackedIn counts the acknowledged webhooks of room.
+func ackedIn(rcv *whtest.Receiver, room string) int {
+	n := 0
+	for _, r := range rcv.Unique() {
+		if r.Field("room") == room {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWebhooksCLI drives the webhook outbox of a real process with the
+// real CLI: webhooks a receiver refuses with 400 are dead after one
+// attempt and `parley webhooks list --dead` shows them; `retry --host`
+// sends them again; `clear --host` drops pending webhooks of that host
+// only; `parley keys rotate` makes webhooks carry two v1a signatures.
+func TestWebhooksCLI(t *testing.T) {
+	rcv := whtest.New(hookSecret, nil)
+	t.Cleanup(rcv.Close)
+	p := newSingle(t, hookArgs(t, rcv)...)
+	rcv.SetKeys(func() ([]ed25519.PublicKey, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return whtest.FetchKeys(ctx, p.baseURL()+"/pki")
+	})
+	host := rcv.Host()
+
+	rcv.SetMode(whtest.Mode{Status: 400})
+	visitRoom(t, p, "refused", "r")
+	eventually(t, 10*time.Second, "four dead webhooks", func() bool { return p.metricValue(t, "parley_webhook_dead") == 4 })
+	if out := p.cli(t, "webhooks", "list", "--dead", "--host", host); !strings.Contains(out, "refused") ||
+		!strings.Contains(out, "HTTP 400") || !strings.Contains(out, "4 dead webhooks") {
+		t.Errorf("webhooks list --dead:\n%s", out)
+	}
+	var list struct{ Webhooks []struct{ ID, Room, Host string } }
+	if err := json.Unmarshal([]byte(p.cli(t, "webhooks", "list", "--dead", "--json")), &list); err != nil || len(list.Webhooks) != 4 {
+		t.Fatalf("webhooks list --dead --json: %d webhooks, %v", len(list.Webhooks), err)
+	}
+	for id, k := range attemptsIn(rcv, "refused") {
+		if k != 1 {
+			t.Errorf("4xx webhook %s POSTed %d times", id, k)
+		}
+	}
+	rcv.SetMode(whtest.Mode{})
+	if out := p.cli(t, "webhooks", "retry", "--host", host); out != "retried 4 webhooks\n" {
+		t.Errorf("webhooks retry: %q", out)
+	}
+	eventually(t, 10*time.Second, "the retried webhooks delivered", func() bool { return ackedIn(rcv, "refused") == 4 })
+	eventually(t, 10*time.Second, "the outbox empty", func() bool { return p.metricValue(t, "parley_webhook_pending") == 0 })
+	if out := p.cli(t, "webhooks", "list", "--dead"); !strings.Contains(out, "no dead webhooks") {
+		t.Errorf("dead list after the retry:\n%s", out)
+	}
+
+	rcv.SetMode(whtest.Mode{Status: 503})
+	visitRoom(t, p, "dropped", "d")
+	eventually(t, 10*time.Second, "four pending webhooks", func() bool { return p.metricValue(t, "parley_webhook_pending") == 4 })
+	if out := p.cli(t, "webhooks", "list"); !strings.Contains(out, "4 pending webhooks") {
+		t.Errorf("webhooks list:\n%s", out)
+	}
+	if out := p.cli(t, "webhooks", "clear", "--host", "other.example"); out != "cleared 0 webhooks\n" {
+		t.Errorf("clear of another host: %q", out)
+	}
+	if out := p.cli(t, "webhooks", "clear", "--host", host); out != "cleared 4 webhooks\n" {
+		t.Errorf("clear --host: %q", out)
+	}
+	rcv.SetMode(whtest.Mode{})
+	if out := p.cli(t, "webhooks", "list"); !strings.Contains(out, "no pending webhooks") {
+		t.Errorf("pending list after the clear:\n%s", out)
+	}
+
+	p.cli(t, "keys", "rotate")
+	before := len(rcv.Requests())
+	visitRoom(t, p, "rotated", "k")
+	eventually(t, 10*time.Second, "webhooks after the rotation", func() bool { return ackedIn(rcv, "rotated") == 4 })
+	for _, r := range rcv.Requests()[before:] {
+		if r.V1A != 2 || r.V1AValid != 2 {
+			t.Errorf("%s after the rotation: %d v1a signatures, %d verify", r.ID, r.V1A, r.V1AValid)
+		}
+	}
+	if n := ackedIn(rcv, "dropped"); n != 0 {
+		t.Errorf("%d cleared webhooks were delivered", n)
+	}
+	if errs := rcv.Errors(); len(errs) > 0 {
+		t.Errorf("requests that did not verify: %q", errs)
+	}
+}
+
+// attemptsIn counts the requests per webhook id of room.
+func attemptsIn(rcv *whtest.Receiver, room string) map[string]int {
+	out := map[string]int{}
+	for _, r := range rcv.Requests() {
+		if r.Field("room") == room {
+			out[r.ID]++
+		}
+	}
+	return out
 }
