@@ -77,6 +77,7 @@ func benchWebhooks(b *testing.B, pause time.Duration) {
 	defer cancel()
 	if err := rcv.Wait(ctx, func([]whtest.Request) bool { return len(rcv.Unique()) >= want }); err != nil {
 		logWebhookMetrics(b, c.procs)
+		logLines(b, c.procs, "releasing room claim failed")
 		miss := indexHooks(rcv.Acked()).missingVisits(visits)
 		b.Fatalf("%d of %d webhooks: %v; missing %d: %q", len(rcv.Unique()), want, err, len(miss), miss[:min(len(miss), 40)])
 	}

@@ -245,6 +245,18 @@ func checkScripts(t *testing.T, rcv *whtest.Receiver, ss []*roomScript, exact bo
 // once it is up, in order per room.
 func TestWebhooksClusterChurn(t *testing.T) {
 	nodes, rcv := newHookCluster(t)
+	eventually(t, 5*time.Second, "the pipeline on the leader only", func() bool {
+		running := 0
+		for _, n := range nodes {
+			if n.WebhooksRunning() {
+				running++
+				if !n.Store().IsLeader() {
+					return false
+				}
+			}
+		}
+		return running == 1
+	})
 	ss := runScripts(t, nodes, "c1-", 3)
 	checkScripts(t, rcv, ss, true)
 	if t.Failed() {

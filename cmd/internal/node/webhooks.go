@@ -175,7 +175,7 @@ func (w *nodeWebhooks) setLeading(b bool) {
 	w.mu.Unlock()
 }
 
-// Leading reports whether the pipeline runs on this node now.
+// running reports whether the pipeline runs on this node now.
 func (w *nodeWebhooks) running() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -403,6 +403,13 @@ func (n *Node) notifyWebhooks(kind core.ClusterEventKind) {
 	case core.ClusterPresence, core.ClusterRoomClaimed, core.ClusterRoomReleased, core.ClusterNodeChanged, core.ClusterResync:
 		n.webhooks().notify()
 	}
+}
+
+// WebhooksRunning reports whether this node runs the webhook pipeline now:
+// a single node always, a cluster member while it leads.
+func (n *Node) WebhooksRunning() bool {
+	w := n.webhooks()
+	return w != nil && w.running()
 }
 
 // closeWebhooks stops the pipeline and closes the single node's store.

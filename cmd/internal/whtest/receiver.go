@@ -50,9 +50,11 @@ type Request struct {
 	At        time.Time
 	Answered  int // the status answered; 0 when dropped or hung
 
-	// Type is the body's "type"; Data its "data" object.
-	Type string
-	Data map[string]any
+	// Type is the body's "type"; Data its "data" object; EventAt its
+	// "timestamp" (when the node saw the change).
+	Type    string
+	Data    map[string]any
+	EventAt time.Time
 	// V1A counts the Ed25519 ("v1a") signatures of the request, V1A
 	// Valid those that verify with one of the keys; V1 counts the HMAC
 	// ones.
@@ -144,13 +146,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 		errs = append(errs, "content-type "+ct)
 	}
 	var doc struct {
-		Type string         `json:"type"`
-		Data map[string]any `json:"data"`
+		Type      string         `json:"type"`
+		Timestamp time.Time      `json:"timestamp"`
+		Data      map[string]any `json:"data"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		errs = append(errs, "body: "+err.Error())
 	}
-	rec.Type, rec.Data = doc.Type, doc.Data
+	rec.Type, rec.Data, rec.EventAt = doc.Type, doc.Data, doc.Timestamp
 	errs = append(errs, r.verify(&rec, keys)...)
 	rec.Err = strings.Join(errs, "; ")
 	if mode.Delay > 0 {
