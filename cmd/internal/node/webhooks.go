@@ -41,9 +41,9 @@ type webhookStore interface {
 	RetireSigningKeys(ctx context.Context) (int, error)
 }
 
-// nodeWebhooks is a node's webhook pipeline over its store. Run (or
-// follow, in a cluster) owns the pipeline's goroutines until its context
-// ends; stop waits for them.
+// nodeWebhooks is a node's webhook pipeline over its store. run (or
+// follow, in a cluster) starts the goroutines that own the pipeline; stop
+// ends them and waits. Its methods are safe for concurrent use.
 type nodeWebhooks struct {
 	log   *slog.Logger
 	store webhookStore
@@ -93,37 +93,40 @@ func openFileWebhooks(cfg webhook.Config, dir string, pm *plugins.Manager, log *
 	return w, nil
 }
 
-// run starts the pipeline (the single node's, which always runs).
+// run starts the pipeline (the single node's, which always runs) until
+// stop.
 func (w *nodeWebhooks) run() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel, w.done = cancel, make(chan struct{})
-	go func() {
-		defer close(w.done)
-		_ = w.pipe.Run(ctx)
-	}()
+	w.start(func(ctx context.Context) { _ = w.pipe.Run(ctx) })
 }
 
 // follow runs the pipeline while isLeader holds, checking every
-// leaderPoll, until ctx ends or stop is called.
+// leaderPoll, until stop.
 func (w *nodeWebhooks) follow(isLeader func() bool) {
+	w.start(func(ctx context.Context) { w.followLoop(ctx, isLeader) })
+}
+
+// start runs fn on a goroutine until stop cancels its context; it does
+// nothing when something was started already.
+func (w *nodeWebhooks) start(fn func(ctx context.Context)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cancel != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel, w.done = cancel, make(chan struct{})
+	done := make(chan struct{})
+	w.cancel, w.done = cancel, done
 	go func() {
-		defer close(w.done)
-		w.followLoop(ctx, isLeader)
+		defer close(done)
+		fn(ctx)
 	}()
 }
 
+// followLoop starts the pipeline when this node becomes the leader and
+// stops it (waiting for its goroutines) when it no longer is, until ctx
+// ends. A deposed leader may deliver for up to leaderPoll more: receivers
+// see duplicates with the same webhook-id, and the store's compare-and-set
+// cursor keeps it from enqueueing anything twice.
 func (w *nodeWebhooks) followLoop(ctx context.Context, isLeader func() bool) {
 	t := time.NewTicker(leaderPoll)
 	defer t.Stop()
