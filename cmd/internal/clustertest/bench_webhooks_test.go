@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,6 +80,12 @@ func benchWebhooks(b *testing.B, pause time.Duration) {
 		logWebhookMetrics(b, c.procs)
 		logLines(b, c.procs, "releasing room claim failed")
 		miss := indexHooks(rcv.Acked()).missingVisits(visits)
+		for _, m := range miss[:min(len(miss), 5)] {
+			if room, ok := strings.CutPrefix(m, "room.finished "); ok {
+				code, claim, cerr := c.procs[0].room(room, true)
+				b.Logf("claim of %s: %d %+v %v", room, code, claim, cerr)
+			}
+		}
 		b.Fatalf("%d of %d webhooks: %v; missing %d: %q", len(rcv.Unique()), want, err, len(miss), miss[:min(len(miss), 40)])
 	}
 	b.StopTimer()
