@@ -451,3 +451,47 @@ func TestWebhooksDeliveryOutcomes(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the outbox empty", func() bool { return metric(t, n, "parley_webhook_pending", "", "") == 0 })
 }
+
+// TestWebhooksDeliveredAtShutdown: stopping a single node delivers the
+// left and room.finished webhooks of the participants the stop removed
+// before Shutdown returns.
+func TestWebhooksDeliveredAtShutdown(t *testing.T) {
+	rcv := whtest.New(hookSecret, nil)
+	t.Cleanup(rcv.Close)
+	cfg := node.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.HTTPAddr, cfg.HTTP.WebTransportAddr = "127.0.0.1:0", ""
+	cfg.Media.MediaPort, cfg.Media.IncludeLoopback, cfg.Dev = 0, true, true
+	cfg.PluginDir = hookPluginDir(t, rcv.URL())
+	cfg.Plugins.CacheDir = wazeroCache
+	fastWebhooks(&cfg)
+	n, err := node.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keysAt(n)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.SetKeys(func() ([]ed25519.PublicKey, error) { return keys, nil })
+	connectClient(t, n, "closing", "stayer", nil)
+	eventually(t, 10*time.Second, "the joined webhook", func() bool { return len(rcv.Unique()) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rcv.Unique() {
+		got = append(got, describe(r))
+	}
+	if want := "room.started, participant.joined stayer, participant.left stayer, room.finished"; strings.Join(got, ", ") != want {
+		t.Fatalf("webhooks by the end of Shutdown: %s, want %s", strings.Join(got, ", "), want)
+	}
+	if errs := rcv.Errors(); len(errs) > 0 {
+		t.Errorf("requests that did not verify: %q", errs)
+	}
+}

@@ -184,6 +184,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if cerr := n.stopCluster(ctx); cerr != nil && err == nil {
 		err = cerr
 	}
+	n.drainWebhooks(ctx)
 	n.closeWebhooks()
 	n.closeMedia()
 	n.closePlugins()

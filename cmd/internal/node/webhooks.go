@@ -415,6 +415,39 @@ func (n *Node) WebhooksRunning() bool {
 	return w != nil && w.running()
 }
 
+// shutdownDrain bounds how long a stopping single node waits for its
+// pipeline to deliver what is queued (the leave webhooks of the
+// participants the shutdown removed, typically).
+const shutdownDrain = 2 * time.Second
+
+// drainWebhooks gives a stopping single node's pipeline up to
+// shutdownDrain (or until ctx ends) to process its journal and empty its
+// outbox. What is left stays in the store and goes out at the next start.
+// A cluster member does not wait: the leader's pipeline (on another node
+// if this one led) delivers.
+func (n *Node) drainWebhooks(ctx context.Context) {
+	w := n.webhooks()
+	if w == nil || w.file == nil || !w.running() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, shutdownDrain)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		journal, _ := w.file.PresenceJournal(w.file.WebhookCursor(), 1)
+		if len(journal) == 0 && len(w.file.PendingWebhooks()) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			w.log.Info("stopping with webhooks queued; they go out at the next start", "pending", len(w.file.PendingWebhooks()))
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // closeWebhooks stops the pipeline and closes the single node's store.
 func (n *Node) closeWebhooks() { n.webhooks().close() }
 
