@@ -3,7 +3,9 @@ package node_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/cmd/internal/node"
 	"github.com/parleyhq/parley/cmd/internal/whtest"
 	"github.com/parleyhq/parley/edge/webhook"
+	"github.com/parleyhq/parley/raftstore"
 	"github.com/parleyhq/parley/sdk/client"
 )
 
@@ -494,4 +497,38 @@ func TestWebhooksDeliveredAtShutdown(t *testing.T) {
 	if errs := rcv.Errors(); len(errs) > 0 {
 		t.Errorf("requests that did not verify: %q", errs)
 	}
+}
+
+// TestWebhooksWaitForClusterPlugins: the leader runs the pipeline only
+// once it has loaded every plugin of the cluster's plugin set, so that no
+// presence event is processed without the presence plugins that should
+// see it. A cluster plugin no node can load holds the pipeline (events
+// stay journaled, nothing is lost); removing it lets them through.
+func TestWebhooksWaitForClusterPlugins(t *testing.T) {
+	nodes, rcv := newHookCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	garbage := []byte("\x00asm\x01\x00\x00\x00 not really a module")
+	sum := sha256.Sum256(garbage)
+	rec := raftstore.PluginRecord{Name: "unloadable", Version: "1", SHA256: hex.EncodeToString(sum[:])}
+	if err := nodes[0].Store().PutPlugin(ctx, rec, garbage); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the pipeline held on every node", func() bool {
+		for _, n := range nodes {
+			if n.WebhooksRunning() {
+				return false
+			}
+		}
+		return true
+	})
+	ss := runScripts(t, nodes, "held-", 1)
+	time.Sleep(500 * time.Millisecond)
+	if n := len(rcv.Requests()); n != 0 {
+		t.Fatalf("%d webhooks sent while the leader lacked a cluster plugin", n)
+	}
+	if err := nodes[1].Store().DeletePlugin(ctx, rec.Name); err != nil {
+		t.Fatal(err)
+	}
+	checkScripts(t, rcv, ss, true)
 }

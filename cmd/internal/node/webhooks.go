@@ -54,6 +54,25 @@ type nodeWebhooks struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	leading bool
+	waiting time.Time // since when a leader waits for its plugins; zero when not
+	warned  time.Time // last "waiting for plugins" warning
+}
+
+// waitingForPlugins notes that the pipeline waits for plugin to load and
+// warns, every 10 s, once that took more than 5 s.
+func (w *nodeWebhooks) waitingForPlugins(plugin string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if w.waiting.IsZero() {
+		w.waiting = now
+	}
+	if now.Sub(w.waiting) < 5*time.Second || now.Sub(w.warned) < 10*time.Second {
+		return
+	}
+	w.warned = now
+	w.log.Warn("webhook pipeline waits until this node has loaded the cluster's plugins", "plugin", plugin,
+		"waiting", now.Sub(w.waiting).Round(time.Second))
 }
 
 // newNodeWebhooks prepares the pipeline over store with the node's plugins
@@ -395,8 +414,30 @@ func (n *Node) followWebhooks(s *raftstore.Store) error {
 		return err
 	}
 	n.hooks.Store(w)
-	w.follow(s.IsLeader)
+	w.follow(func() bool { return s.IsLeader() && n.pluginsCurrent(w) })
 	return nil
+}
+
+// pluginsCurrent reports whether every plugin of the cluster's plugin set
+// is loaded here with the cluster's module. A node that just took the lead
+// may not have loaded them yet (they load in the background); running the
+// pipeline before would process presence events without their presence
+// plugins, and the webhooks those would have asked for would never exist.
+func (n *Node) pluginsCurrent(w *nodeWebhooks) bool {
+	loaded := map[string]string{}
+	for _, in := range n.plugins.List() {
+		loaded[in.Name] = in.SHA256
+	}
+	for _, rec := range n.store.Plugins() {
+		if !strings.EqualFold(loaded[rec.Name], rec.SHA256) {
+			w.waitingForPlugins(rec.Name)
+			return false
+		}
+	}
+	w.mu.Lock()
+	w.waiting = time.Time{}
+	w.mu.Unlock()
+	return true
 }
 
 // notifyWebhooks nudges the leader's pipeline on committed changes that
