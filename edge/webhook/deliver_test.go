@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -294,6 +295,11 @@ func TestConcurrencyLimits(t *testing.T) {
 		cur.Add(-1)
 		return 0
 	})
+	// Registered after the receiver, so it runs before the receiver's
+	// Close: a failing check must not leave handlers blocked on the gate.
+	var open sync.Once
+	release := func() { open.Do(func() { close(gate) }) }
+	t.Cleanup(release)
 	port := rc.srv.URL[strings.LastIndex(rc.srv.URL, ":"):]
 	hook := HookFunc(func(ctx context.Context, ev core.PresenceEvent) ([]core.Webhook, error) {
 		host := map[string]string{"a": "127.0.0.1", "b": "localhost"}[ev.Room]
@@ -304,6 +310,9 @@ func TestConcurrencyLimits(t *testing.T) {
 	presence(t, s, []string{"a"}, 10)
 	cfg := fastConfig()
 	cfg.PerHost, cfg.Global = 3, 5
+	// Handlers hold requests until the gate opens; a timed-out attempt
+	// would be retried while its handler still counts as concurrent.
+	cfg.AttemptTimeout = time.Minute
 	p := newPipeline(t, cfg, s, hook)
 	run := start(t, p)
 	eventually(t, 10*time.Second, "3 in flight to one host", func() bool { return p.Stats().InFlight == 3 && peak.Load() == 3 })
@@ -316,7 +325,7 @@ func TestConcurrencyLimits(t *testing.T) {
 	if peak.Load() != 5 {
 		t.Fatalf("peak %d concurrent requests, want 5", peak.Load())
 	}
-	close(gate)
+	release()
 	eventually(t, 10*time.Second, "all delivered", func() bool { return p.Stats().Delivered == 20 })
 	run.stop()
 	if peak.Load() != 5 {
