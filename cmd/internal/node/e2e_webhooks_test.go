@@ -363,9 +363,10 @@ func attempts(rcv *whtest.Receiver, room string) map[string]int {
 	return out
 }
 
-// metric returns the value of a series of the node's /metrics, the one
-// with the given label value when label is set.
-func metric(t *testing.T, n *node.Node, name, label, labelValue string) float64 {
+// metric returns the value of a series of the node's /metrics (the sample
+// count of a histogram): the first with the given label values, given as
+// name, value pairs ("" for none).
+func metric(t *testing.T, n *node.Node, name string, labels ...string) float64 {
 	t.Helper()
 	_, fams := scrape(t, n.URL()+"/metrics", nil)
 	f := fams[name]
@@ -373,14 +374,16 @@ func metric(t *testing.T, n *node.Node, name, label, labelValue string) float64 
 		t.Fatalf("metric %s missing", name)
 	}
 	for _, m := range f.GetMetric() {
-		if label != "" {
-			match := false
-			for _, l := range m.GetLabel() {
-				match = match || (l.GetName() == label && l.GetValue() == labelValue)
-			}
-			if !match {
-				continue
-			}
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			match = match && (labels[i] == "" || have[labels[i]] == labels[i+1])
+		}
+		if !match {
+			continue
 		}
 		switch {
 		case m.GetCounter() != nil:
@@ -391,7 +394,7 @@ func metric(t *testing.T, n *node.Node, name, label, labelValue string) float64 
 			return float64(m.GetHistogram().GetSampleCount())
 		}
 	}
-	t.Fatalf("metric %s{%s=%q} missing", name, label, labelValue)
+	t.Fatalf("metric %s%q missing", name, labels)
 	return 0
 }
 
@@ -453,6 +456,9 @@ func TestWebhooksDeliveryOutcomes(t *testing.T) {
 		t.Errorf("latency observations = %v, want 4", v)
 	}
 	eventually(t, 5*time.Second, "the outbox empty", func() bool { return metric(t, n, "parley_webhook_pending", "", "") == 0 })
+	if v := metric(t, n, "parley_plugin_call_duration_seconds", "plugin", "presencewebhook", "hook", "presence"); v < 8 {
+		t.Errorf("presencewebhook calls observed = %v, want at least one per event (8)", v)
+	}
 }
 
 // TestWebhooksDeliveredAtShutdown: stopping a single node delivers the
