@@ -244,8 +244,8 @@ func checkScripts(t *testing.T, rcv *whtest.Receiver, ss []*roomScript, exact bo
 // give exactly the expected webhooks at a real receiver, per room in
 // order, each verifying against /pki of a follower (Ed25519) and with
 // the target's secret (HMAC), none twice; then, with the receiver down
-// (503, then dropped connections) during more churn, everything arrives
-// once it is up, in order per room.
+// (503, then dropped connections, then refusing connections) during more
+// churn, everything arrives once it is up, in order per room.
 func TestWebhooksClusterChurn(t *testing.T) {
 	nodes, rcv := newHookCluster(t)
 	eventually(t, 5*time.Second, "the pipeline on the leader only", func() bool {
@@ -275,8 +275,14 @@ func TestWebhooksClusterChurn(t *testing.T) {
 	rcv.SetMode(whtest.Mode{Drop: true})
 	dropped := len(rcv.Requests())
 	eventually(t, 10*time.Second, "dropped connections", func() bool { return len(rcv.Requests()) > dropped+2 })
+	rcv.Down() // connections refused
 	rcv.SetMode(whtest.Mode{})
-	checkScripts(t, rcv, ss2, false)
+	ss3 := runScripts(t, nodes, "c2b-", 1)
+	time.Sleep(500 * time.Millisecond)
+	if err := rcv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	checkScripts(t, rcv, append(ss2, ss3...), false)
 	if t.Failed() {
 		t.FailNow()
 	}

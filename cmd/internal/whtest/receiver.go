@@ -17,8 +17,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -71,10 +71,11 @@ func (r Request) Field(name string) string {
 
 // Receiver is a webhook receiver. Its methods are safe for concurrent use.
 type Receiver struct {
-	srv    *httptest.Server
+	addr   string
 	secret string
 
 	mu      sync.Mutex
+	srv     *http.Server // nil while down
 	keys    func() ([]ed25519.PublicKey, error)
 	mode    Mode
 	reqs    []Request
@@ -82,21 +83,61 @@ type Receiver struct {
 	closing chan struct{}
 }
 
-// New starts a receiver. secret is the HMAC secret the target is
-// configured with ("" for none: then a v1 signature is an error); keys
-// returns the public keys v1a signatures must verify with (typically
-// FetchKeys of a node's /pki), called per request.
+// New starts a receiver on a free loopback port. secret is the HMAC
+// secret the target is configured with ("" for none: then a v1 signature
+// is an error); keys returns the public keys v1a signatures must verify
+// with (typically FetchKeys of a node's /pki), called per request. It
+// panics when it cannot listen, as httptest.NewServer does.
 func New(secret string, keys func() ([]ed25519.PublicKey, error)) *Receiver {
 	r := &Receiver{secret: secret, keys: keys, changed: make(chan struct{}), closing: make(chan struct{})}
-	r.srv = httptest.NewServer(r)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("whtest: listen: %v", err))
+	}
+	r.addr = ln.Addr().String()
+	r.serve(ln)
 	return r
 }
 
+func (r *Receiver) serve(ln net.Listener) {
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	r.mu.Lock()
+	r.srv = srv
+	r.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
 // URL returns the receiver's base URL.
-func (r *Receiver) URL() string { return r.srv.URL }
+func (r *Receiver) URL() string { return "http://" + r.addr }
 
 // Host returns the receiver's host:port.
-func (r *Receiver) Host() string { return strings.TrimPrefix(r.srv.URL, "http://") }
+func (r *Receiver) Host() string { return r.addr }
+
+// Down stops listening and drops every connection: POSTs are refused
+// until Up.
+func (r *Receiver) Down() {
+	r.mu.Lock()
+	srv := r.srv
+	r.srv = nil
+	r.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// Up listens again on the same address after Down.
+func (r *Receiver) Up() error {
+	var ln net.Listener
+	var err error
+	for range 100 { // the port may linger for a moment
+		if ln, err = net.Listen("tcp", r.addr); err == nil {
+			r.serve(ln)
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("whtest: listen again on %s: %w", r.addr, err)
+}
 
 // Close stops the receiver; hung requests return.
 func (r *Receiver) Close() {
@@ -107,8 +148,7 @@ func (r *Receiver) Close() {
 		close(r.closing)
 	}
 	r.mu.Unlock()
-	r.srv.CloseClientConnections()
-	r.srv.Close()
+	r.Down()
 }
 
 // SetMode changes how the receiver answers from now on.
