@@ -54,7 +54,7 @@ func benchWebhooks(b *testing.B, pause time.Duration, perHost int) {
 				}
 				time.Sleep(pause)
 				p := c.procs[int(i)%len(c.procs)]
-				v := visit{fmt.Sprintf("b%d-%d", w, i), "u"}
+				v := visit{room: fmt.Sprintf("b%d-%d", w, i), identity: "u", node: p.id}
 				cl, err := dial(b, p, v.room, v.identity, nil)
 				if err != nil {
 					failed.Add(1)
