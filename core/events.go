@@ -90,3 +90,13 @@ type JournalEntry struct {
 type Presence interface {
 	Presence(ctx context.Context, ev PresenceEvent)
 }
+
+// PresenceFlusher is implemented by a Presence that queues events before
+// making them durable (the cluster's presence queue). FlushPresence
+// returns once every event handed over before the call is durable, or
+// with an error when ctx ends first. The control plane calls it before
+// confirming a join, so a node killed right after a client was told it
+// joined has still recorded the join, and its departure is reported.
+type PresenceFlusher interface {
+	FlushPresence(ctx context.Context) error
+}

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -48,6 +49,19 @@ func (s *Store) entries(changes []core.PresenceChange) []PresenceEntry {
 // presence in their stead.
 func (s *Store) Presence(_ context.Context, ev core.PresenceEvent) {
 	s.pres.push(core.PresenceChange{PresenceEvent: ev})
+}
+
+// FlushPresence waits until the presence changes queued before the call
+// are committed (core.PresenceFlusher), or ctx ends.
+func (s *Store) FlushPresence(ctx context.Context) error {
+	s.pres.flush(ctx)
+	if !s.pres.empty() {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("raftstore: presence not yet committed: %w", err)
+		}
+		return errors.New("raftstore: presence not yet committed")
+	}
+	return nil
 }
 
 const (

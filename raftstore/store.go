@@ -207,14 +207,14 @@ func (s *Store) startRaft() error {
 			servers = []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(s.id), Address: raft.ServerAddress(s.advertise)}}
 		}
 		cfg := raft.Configuration{Servers: servers}
-		if err := raft.BootstrapCluster(rc, s.logStore, s.logs, s.snaps, s.trans, cfg); err != nil {
+		if err := raft.BootstrapCluster(rc, s.logStore, s.logs, s.snaps, unpipelined{s.trans}, cfg); err != nil {
 			return fmt.Errorf("raftstore: bootstrap: %w", err)
 		}
 		s.log.Info("bootstrapped a new cluster", "voters", len(servers))
 	} else if has {
 		s.log.Info("found existing state; not bootstrapping")
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.logStore, s.logs, s.snaps, s.trans)
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.logStore, s.logs, s.snaps, unpipelined{s.trans})
 	if err != nil {
 		return fmt.Errorf("raftstore: start raft: %w", err)
 	}

@@ -305,3 +305,19 @@ func (a advertisedAddr) Network() string { return "tcp" }
 
 // String implements net.Addr.
 func (a advertisedAddr) String() string { return string(a) }
+
+// unpipelined is the network transport without pipelined replication:
+// raft then sends a follower one AppendEntries at a time (each still
+// carries up to MaxAppendEntries entries). With pipelining, a shutdown
+// racing a follower that stopped reading could leave the replication
+// goroutine blocked on a send forever (seen here as a 15 s shutdown hang;
+// the same deadlock is reported against hashicorp/raft elsewhere). The
+// state here is small and slow-changing, so the pipeline's throughput is
+// not needed.
+type unpipelined struct{ *raft.NetworkTransport }
+
+// AppendEntriesPipeline implements raft.Transport by declining, which
+// makes raft fall back to synchronous replication.
+func (unpipelined) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}

@@ -20,6 +20,9 @@ import (
 // releaseTimeout bounds the release of an emptied room's claim.
 const releaseTimeout = 5 * time.Second
 
+// releaseAttempts is how often a failing release is tried.
+const releaseAttempts = 3
+
 // claim places r on this node, once per Room; every joiner of r waits for
 // the outcome. metadata goes with the claim if this call makes it.
 // Without a cluster it does nothing.
@@ -98,19 +101,45 @@ func (m *Manager) releaseLocked(r *Room) {
 	go func() {
 		defer m.releases.Done()
 		defer close(done)
-		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		defer cancel()
-		if err := m.deps.Cluster.ReleaseRoom(ctx, r.name, r.epoch); err != nil && core.CodeOf(err) != core.CodeConflict {
-			// The claim stays with this node: a later join here takes it
-			// up again, and the leader releases it if the node dies.
-			m.deps.Log.Warn("releasing room claim failed", "room", r.name, "epoch", r.epoch, "err", err)
-		}
+		m.releaseClaim(r)
 		m.mu.Lock()
 		if m.releasing[r.name] == done {
 			delete(m.releasing, r.name)
 		}
 		m.mu.Unlock()
 	}()
+}
+
+// releaseClaim releases r's claim, trying up to releaseAttempts times: a
+// claim left behind keeps the room listed and its room_finished unsent
+// until the node dies. Joiners of the same name wait meanwhile (they wait
+// on the release), so a late release never drops a newer claim.
+func (m *Manager) releaseClaim(r *Room) {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		err := m.deps.Cluster.ReleaseRoom(ctx, r.name, r.epoch)
+		cancel()
+		if err == nil || core.CodeOf(err) == core.CodeConflict {
+			return
+		}
+		if attempt == releaseAttempts || m.isClosed() {
+			// The claim stays with this node: a later join here takes it
+			// up again, and the leader releases it if the node dies.
+			m.deps.Log.Warn("releasing room claim failed", "room", r.name, "epoch", r.epoch, "attempts", attempt, "err", err)
+			return
+		}
+		m.deps.Log.Info("releasing room claim failed; retrying", "room", r.name, "epoch", r.epoch, "err", err)
+		time.Sleep(backoff)
+		backoff *= 4
+	}
+}
+
+// isClosed reports whether Close has begun.
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
 // Evict moves every participant of room elsewhere because the cluster no

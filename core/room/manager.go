@@ -85,7 +85,26 @@ func (m *Manager) Join(ctx context.Context, claims core.Claims, opts JoinOptions
 	if err != nil {
 		return nil, err
 	}
+	m.awaitPresence(ctx)
 	return p, nil
+}
+
+// presenceWait bounds how long a join waits for its presence to be
+// durable before it is confirmed anyway (presence fails open).
+const presenceWait = 2 * time.Second
+
+// awaitPresence waits until the presence reported so far is durable, when
+// Deps.Presence queues it (core.PresenceFlusher).
+func (m *Manager) awaitPresence(ctx context.Context) {
+	f, ok := m.deps.Presence.(core.PresenceFlusher)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, presenceWait)
+	defer cancel()
+	if err := f.FlushPresence(ctx); err != nil {
+		m.deps.Log.Warn("join confirmed before its presence was durable", "err", err)
+	}
 }
 
 // denial turns a policy outcome into the error the client sees, or nil.

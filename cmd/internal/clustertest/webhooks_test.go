@@ -107,10 +107,6 @@ type visit struct {
 	room, identity string
 	node           string
 	done           time.Time
-	// unsure marks a visit that ended on a node just before it was
-	// SIGKILLed: its joined and left may not have been committed (see
-	// TestWebhooksLeaderKilledRepeatedly).
-	unsure bool
 }
 
 // churn makes workers join and leave new rooms through random live nodes,
@@ -181,10 +177,8 @@ func indexHooks(reqs []whtest.Request) hookIndex {
 func (ix hookIndex) missingVisits(vs []visit) []string {
 	var miss []string
 	for _, v := range vs {
-		keys := []string{"room.started " + v.room, "room.finished " + v.room}
-		if !v.unsure {
-			keys = append(keys, "participant.joined "+v.room+" "+v.identity, "participant.left "+v.room+" "+v.identity)
-		}
+		keys := []string{"room.started " + v.room, "room.finished " + v.room,
+			"participant.joined " + v.room + " " + v.identity, "participant.left " + v.room + " " + v.identity}
 		for _, k := range keys {
 			if !ix.byKey[k] {
 				miss = append(miss, k)
@@ -292,22 +286,10 @@ func TestWebhooksLeaderKilledRepeatedly(t *testing.T) {
 	if len(visits) < 10 {
 		t.Fatalf("only %d visits completed", len(visits))
 	}
-	// A node commits its participants' joins and leaves through an
-	// in-memory queue, a few milliseconds behind the client's answer:
-	// a visit that ended on a node less than killWindow before its
-	// SIGKILL may have died with that queue (only its room's start and
-	// finish, committed with the claim and by the failure handling,
-	// are certain). Every other webhook must arrive.
-	const killWindow = time.Second
-	var unsure []visit
-	for i, v := range visits {
-		for _, st := range stayers {
-			if v.node == st.node && v.done.Before(st.killed) && st.killed.Sub(v.done) < killWindow {
-				visits[i].unsure = true
-				unsure = append(unsure, v)
-			}
-		}
-	}
+	// A join is confirmed only once its presence is committed
+	// (core.PresenceFlusher), and a killed node's participants are ended
+	// by the leader: every visit's four webhooks must arrive, even for
+	// visits that ended an instant before their node was killed.
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	err := rcv.Wait(ctx, func([]whtest.Request) bool { return len(indexHooks(rcv.Acked()).missingVisits(visits)) == 0 })
@@ -315,11 +297,6 @@ func TestWebhooksLeaderKilledRepeatedly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("webhooks lost: %v: %q", err, ix.missingVisits(visits))
 	}
-	for i := range unsure {
-		unsure[i].unsure = false
-	}
-	t.Logf("%d visits ended less than %s before their node's SIGKILL; %d of their joined/left webhooks missing", len(unsure),
-		killWindow, len(ix.missingVisits(unsure)))
 	for _, s := range stayers {
 		// The participants of the killed node joined there before the
 		// kill (their clients join again elsewhere, and may come back

@@ -102,8 +102,28 @@ func (c *clusterRef) Presence(ctx context.Context, ev core.PresenceEvent) {
 	}
 }
 
+// FlushPresence implements core.PresenceFlusher: it waits until the
+// presence queued for the cluster is committed.
+func (c *clusterRef) FlushPresence(ctx context.Context) error {
+	if s := c.s.Load(); s != nil {
+		return s.FlushPresence(ctx)
+	}
+	return nil
+}
+
 // presenceChain passes each presence event to every sink in turn.
 type presenceChain []core.Presence
+
+// FlushPresence implements core.PresenceFlusher over the sinks that queue.
+func (pc presenceChain) FlushPresence(ctx context.Context) error {
+	var errs []error
+	for _, p := range pc {
+		if f, ok := p.(core.PresenceFlusher); ok {
+			errs = append(errs, f.FlushPresence(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Presence implements core.Presence.
 func (pc presenceChain) Presence(ctx context.Context, ev core.PresenceEvent) {
