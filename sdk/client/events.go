@@ -314,6 +314,7 @@ func (c *Client) applySnapshot(resp *protocol.JoinResponse, resumed bool) {
 	c.mu.Lock()
 	old := c.room
 	c.room = cur
+	cur = cur.clone() // the read loop changes c.room as soon as c.mu is free
 	var own []*LocalTrack
 	var infos []core.TrackInfo
 	for _, t := range cur.tracks {

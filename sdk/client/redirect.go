@@ -154,7 +154,7 @@ func (c *Client) move(to string) (*signalConn, error) {
 			return nil, fmt.Errorf("%w: %w", ErrResumeFailed, err)
 		}
 		c.mu.Lock()
-		old := c.room
+		old := c.room.clone()
 		c.mu.Unlock()
 		actx, acancel := context.WithTimeout(ctx, 2*maxDialTimeout)
 		resp, conn, err := c.joinFollowing(actx)
@@ -216,7 +216,7 @@ func (c *Client) moved(resp *protocol.JoinResponse, conn *signalConn, old *roomS
 	c.session = resp.Session
 	c.iceServers = c.iceServersFrom(resp.ICEServers)
 	close(c.connReady)
-	cur := c.room
+	cur := c.room.clone()
 	locals := make([]*LocalTrack, 0, len(c.local))
 	for _, lt := range c.local {
 		locals = append(locals, lt)

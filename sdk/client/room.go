@@ -1,6 +1,7 @@
 package client
 
 import (
+	"maps"
 	"sort"
 
 	"github.com/parleyhq/parley/core"
@@ -28,6 +29,12 @@ func newRoomState() roomState {
 }
 
 // setMuted records a track's server-side mute state.
+// clone returns a copy of r that shares no map with it, for reading
+// outside c.mu while the connection's read loop goes on changing r.
+func (r *roomState) clone() roomState {
+	return roomState{self: r.self, others: maps.Clone(r.others), tracks: maps.Clone(r.tracks), muted: maps.Clone(r.muted)}
+}
+
 func (r *roomState) setMuted(id string, muted bool) {
 	if muted {
 		r.muted[id] = true

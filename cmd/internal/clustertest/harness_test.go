@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -207,14 +208,24 @@ type testCluster struct {
 	procs []*proc
 }
 
+// freeAddr returns a loopback address with a port that is free now. The
+// process that will bind it starts later (and binds it again after each
+// restart), so the port is drawn below Linux's ephemeral range (32768 and
+// up): the ":0" listeners of tests running in parallel cannot take it in
+// between.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		_ = ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // newTestCluster starts three nodes with extra serve flags and waits until
