@@ -61,10 +61,10 @@ func (s *state) registerNode(c *RegisterNode, em *emitter) Result {
 	if !ok {
 		n = NodeRecord{ID: c.ID, Registered: c.Time()}
 	}
-	if ok && n.RaftAddr == c.RaftAddr && n.PublicURL == c.PublicURL && !n.Down {
+	if ok && n.RaftAddr == c.RaftAddr && n.PublicURL == c.PublicURL && !n.Down && n.MaxKind == c.MaxKind {
 		return Result{}
 	}
-	n.RaftAddr, n.PublicURL, n.Down, n.Updated = c.RaftAddr, c.PublicURL, false, c.Time()
+	n.RaftAddr, n.PublicURL, n.Down, n.MaxKind, n.Updated = c.RaftAddr, c.PublicURL, false, c.MaxKind, c.Time()
 	s.Nodes[c.ID] = n
 	em.emit(core.ClusterEvent{Kind: core.ClusterNodeChanged, Node: nodeOf(n), Reason: "registered"})
 	return Result{}

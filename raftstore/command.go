@@ -100,6 +100,9 @@ type RegisterNode struct {
 	RaftAddr  string `json:"raft_addr"`
 	PublicURL string `json:"public_url"`
 	Started   bool   `json:"started,omitempty"`
+	// MaxKind is the highest command kind the node's binary knows (0 from
+	// binaries that predate the field: legacyMaxKind).
+	MaxKind CommandKind `json:"max_kind,omitempty"`
 }
 
 // SetDrain marks a node as draining or not.

@@ -127,4 +127,14 @@
 // stops it. To drain: SetDraining(true), move the clients, Leave, then
 // Shutdown. The CLI uses GenerateSecret for `parley cluster init` and
 // Admin for `parley cluster status` and `parley cluster remove`.
+//
+// # Rolling upgrades
+//
+// Every node registers the highest command kind its binary knows
+// (RegisterNode.MaxKind). A proposer refuses a command of a kind some
+// registered, live node does not know, with ErrUpgradePending (code
+// unavailable), instead of letting that replica record it as a bad command
+// and drift. Upgrade every node, one at a time; features that need new
+// kinds (webhook outbox, signing keys, API keys, idempotency records)
+// start working once the last node has registered with the new binary.
 package raftstore

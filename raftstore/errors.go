@@ -56,6 +56,10 @@ var (
 	// ErrNotFound means a command names a record that does not exist (an
 	// API key, an idempotency record).
 	ErrNotFound = errors.New("raftstore: not found")
+	// ErrUpgradePending means a registered node runs an older parley that
+	// does not know the command's kind: proposing it would make that
+	// replica fail the command and drift. Upgrade every node first.
+	ErrUpgradePending = errors.New("raftstore: a node runs an older parley that does not know this command")
 	// ErrUnauthorized means a peer failed mutual TLS: it does not hold the
 	// cluster secret or a certificate from the cluster CA.
 	ErrUnauthorized = errors.New("raftstore: peer not authorized")
@@ -81,6 +85,7 @@ var wireNames = map[error]string{
 	ErrInvalidConfig:  "invalid_config",
 	ErrConflict:       "conflict",
 	ErrNotFound:       "not_found",
+	ErrUpgradePending: "upgrade_pending",
 }
 
 var wireErrors = func() map[string]error {
@@ -109,6 +114,7 @@ var codes = map[error]core.Code{
 	ErrUnauthorized:   core.CodeForbidden,
 	ErrConflict:       core.CodeConflict,
 	ErrNotFound:       core.CodeNotFound,
+	ErrUpgradePending: core.CodeUnavailable,
 }
 
 // wireName returns the stable name of the sentinel err wraps, or "internal".

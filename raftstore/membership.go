@@ -41,7 +41,7 @@ func (s *Store) registered() bool {
 	var ok bool
 	s.fsm.read(func(st *state) {
 		n, found := st.Nodes[s.id]
-		ok = found && !n.Down && n.RaftAddr == s.advertise && n.PublicURL == s.cfg.PublicURL
+		ok = found && !n.Down && n.RaftAddr == s.advertise && n.PublicURL == s.cfg.PublicURL && n.MaxKind == maxKind
 	})
 	return ok
 }
@@ -94,7 +94,7 @@ func (s *Store) register(started bool) error {
 	if s.registered() && !(started && s.ownsAnything()) {
 		return nil
 	}
-	cmd := &RegisterNode{ID: s.id, RaftAddr: s.advertise, PublicURL: s.cfg.PublicURL, Started: started}
+	cmd := &RegisterNode{ID: s.id, RaftAddr: s.advertise, PublicURL: s.cfg.PublicURL, Started: started, MaxKind: maxKind}
 	_, err := s.Apply(s.ctx, cmd)
 	return err
 }

@@ -14,13 +14,15 @@ import (
 
 // NodeRecord is a node of the registry.
 type NodeRecord struct {
-	ID         string    `json:"id"`
-	RaftAddr   string    `json:"raft_addr"`
-	PublicURL  string    `json:"public_url"`
-	Draining   bool      `json:"draining,omitempty"`
-	Down       bool      `json:"down,omitempty"` // released by the leader after a failure
-	Registered time.Time `json:"registered"`
-	Updated    time.Time `json:"updated"`
+	ID        string `json:"id"`
+	RaftAddr  string `json:"raft_addr"`
+	PublicURL string `json:"public_url"`
+	Draining  bool   `json:"draining,omitempty"`
+	// MaxKind is the highest command kind the node's binary knows.
+	MaxKind    CommandKind `json:"max_kind,omitempty"`
+	Down       bool        `json:"down,omitempty"` // released by the leader after a failure
+	Registered time.Time   `json:"registered"`
+	Updated    time.Time   `json:"updated"`
 }
 
 // RoomRecord is a claimed room.

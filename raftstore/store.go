@@ -381,6 +381,9 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (Result, error) {
 		h.At = time.Now().UnixNano()
 	}
 	h.Node = s.id
+	if err := s.checkKind(cmd.Kind()); err != nil {
+		return Result{}, public(err)
+	}
 	data, err := EncodeCommand(cmd)
 	if err != nil {
 		return Result{}, public(err)
