@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -95,15 +96,40 @@ func (s *Server) startWebTransport() error {
 		return fmt.Errorf("edge: listen udp %s: %w", s.cfg.WebTransportAddr, err)
 	}
 	s.wt.conn = conn
+	ready := &servingConn{UDPConn: conn, serving: make(chan struct{})}
 	go func() {
 		defer close(s.wt.done)
-		err := s.wt.srv.Serve(conn)
+		err := s.wt.srv.Serve(ready)
 		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) &&
 			!errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
 			s.log.Error("webtransport server stopped", "err", err)
 		}
 	}()
+	// Return once Serve has set the socket up (or soon anyway): webtransport-go's
+	// Close must not run before Serve has registered itself (a WaitGroup Add
+	// racing Wait, reported by the race detector when a server stops right
+	// after it started).
+	select {
+	case <-ready.serving:
+	case <-s.wt.done:
+	case <-time.After(time.Second):
+	}
 	return nil
+}
+
+// servingConn tells when the QUIC listener takes the socket over: quic-go
+// asks for the raw connection (socket options, batched reads) as it starts
+// listening, after webtransport-go's Serve registered itself.
+type servingConn struct {
+	*net.UDPConn
+	once    sync.Once
+	serving chan struct{}
+}
+
+// SyscallConn implements syscall.Conn, noting that the listener started.
+func (c *servingConn) SyscallConn() (syscall.RawConn, error) {
+	c.once.Do(func() { close(c.serving) })
+	return c.UDPConn.SyscallConn()
 }
 
 // closeWebTransport lets closing sessions flush (bounded by ctx), then

@@ -40,6 +40,13 @@ func (p *Participant) Publish(ctx context.Context, offer protocol.SDP) (protocol
 	if err != nil {
 		return protocol.SDP{}, err
 	}
+	// Before the answer leaves: media (and pion's OnTrack) can only follow it.
+	p.room.mu.Lock()
+	clear(p.offered)
+	for _, o := range offered {
+		p.offered[o.ClientTrackID] = true
+	}
+	p.room.mu.Unlock()
 	return protocol.SDP{Type: ans.Type.String(), SDP: ans.SDP}, nil
 }
 
@@ -116,6 +123,13 @@ func (p *Participant) onTrack(f *sfu.Forwarder) {
 		r.mu.Unlock()
 		return
 	}
+	// A section without msid offers a track whose id is unknown: accept
+	// any then.
+	if !p.offered[info.ClientTrackID] && !p.offered[""] {
+		r.mu.Unlock()
+		p.log.Info("track ignored: not in the publisher's current offer", "track", info.ID, "client_track", info.ClientTrackID)
+		return
+	}
 	pt := &published{f: f, info: info}
 	if !p.grants.CanPublish {
 		// Publishing was revoked while the offer was in flight: hold
@@ -165,6 +179,7 @@ func (p *Participant) Unpublish(trackID string) error {
 	r.mu.Lock()
 	if pt := p.withheld[trackID]; pt != nil {
 		delete(p.withheld, trackID)
+		delete(p.offered, pt.info.ClientTrackID)
 		r.m.retired.add(pt.f.Stats())
 		r.mu.Unlock()
 		return nil
@@ -173,6 +188,7 @@ func (p *Participant) Unpublish(trackID string) error {
 		r.mu.Unlock()
 		return core.Errorf(core.CodeNotFound, "no published track %q", trackID)
 	}
+	delete(p.offered, p.tracks[trackID].info.ClientTrackID)
 	r.unpublishLocked(p, trackID)
 	r.mu.Unlock()
 	r.flushPresence()

@@ -34,6 +34,11 @@ type Participant struct {
 	pub        *sfu.Publisher
 	tracks     map[string]*published // by Parley track id
 	withheld   map[string]*published // tracks that arrived or stayed while publishing is not granted
+	// offered holds the client track ids of the last publish offer applied,
+	// minus those unpublished since: media of any other track (a packet of
+	// an unpublished track still in flight, which pion announces as a new
+	// track) is not published.
+	offered map[string]bool
 	subscribed map[string]bool       // Parley track ids
 	left       bool
 	joinedAt   time.Time
@@ -53,7 +58,7 @@ func newParticipant(r *Room, c core.Claims, opts JoinOptions, maxBitrate int, si
 	p := &Participant{
 		id: core.NewID(core.PrefixParticipant), claims: c, room: r, grants: c.Grants,
 		autoSubscribe: opts.AutoSubscribe, maxBitrate: maxBitrate,
-		tracks: make(map[string]*published), withheld: make(map[string]*published),
+		tracks: make(map[string]*published), withheld: make(map[string]*published), offered: make(map[string]bool),
 		subscribed: make(map[string]bool), joinedAt: time.Now(),
 	}
 	p.log = r.m.deps.Log.With("room", r.name, "participant", p.id, "identity", c.Identity)
