@@ -29,17 +29,17 @@ type Participant struct {
 	sink          atomic.Pointer[sinkBox]
 
 	// guarded by room.mu
-	grants     core.Grants
-	sub        *sfu.Subscriber // nil until the participant may subscribe
-	pub        *sfu.Publisher
-	tracks     map[string]*published // by Parley track id
-	withheld   map[string]*published // tracks that arrived or stayed while publishing is not granted
+	grants   core.Grants
+	sub      *sfu.Subscriber // nil until the participant may subscribe
+	pub      *sfu.Publisher
+	tracks   map[string]*published // by Parley track id
+	withheld map[string]*published // tracks that arrived or stayed while publishing is not granted
 	// offered holds the client track ids of the last publish offer applied,
 	// minus those unpublished since: media of any other track (a packet of
 	// an unpublished track still in flight, which pion announces as a new
 	// track) is not published.
-	offered map[string]bool
-	subscribed map[string]bool       // Parley track ids
+	offered    map[string]bool
+	subscribed map[string]bool // Parley track ids
 	left       bool
 	joinedAt   time.Time
 	movedTo    string // where the client should join again, with ReasonMoved
