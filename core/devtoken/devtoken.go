@@ -9,13 +9,7 @@ package devtoken
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/parleyhq/parley/core"
@@ -49,10 +43,6 @@ type Payload struct {
 	IssuedAt  int64       `json:"iat"`
 }
 
-var header = b64(`{"alg":"HS256","typ":"JWT"}`)
-
-func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
 // Mint signs a token for c valid from now for ttl, with the default issuer
 // and audience.
 func Mint(secret []byte, c core.Claims, ttl time.Duration, now time.Time) (string, error) {
@@ -70,18 +60,7 @@ func Mint(secret []byte, c core.Claims, ttl time.Duration, now time.Time) (strin
 		Subject: c.Identity, Name: c.Name, Room: c.Room, Grants: c.Grants, Metadata: c.Metadata,
 		ExpiresAt: now.Add(ttl).Unix(), NotBefore: now.Unix(), IssuedAt: now.Unix(),
 	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		return "", fmt.Errorf("devtoken: encode claims: %w", err)
-	}
-	signing := header + "." + base64.RawURLEncoding.EncodeToString(body)
-	return signing + "." + sign(secret, signing), nil
-}
-
-func sign(secret []byte, s string) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return SignJWT(secret, p)
 }
 
 // Verifier is a core.Authenticator over development tokens.
@@ -111,26 +90,12 @@ func (v *Verifier) verify(token string) (Payload, error) {
 	if len(v.Secret) < MinSecretLength {
 		return p, errShortSecret
 	}
-	if len(token) > MaxTokenLength {
-		return p, core.Errorf(core.CodeInvalidToken, "token longer than %d bytes", MaxTokenLength)
-	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return p, core.Errorf(core.CodeInvalidToken, "token is not a JWT")
-	}
-	if parts[0] != header {
-		return p, core.Errorf(core.CodeInvalidToken, "unsupported token header (want HS256 JWT)")
-	}
-	want := sign(v.Secret, parts[0]+"."+parts[1])
-	if !hmac.Equal([]byte(want), []byte(parts[2])) {
-		return p, core.Errorf(core.CodeInvalidToken, "bad token signature")
-	}
-	body, err := base64.RawURLEncoding.DecodeString(parts[1])
+	valid, err := OpenJWT(token, &p)
 	if err != nil {
-		return p, core.Errorf(core.CodeInvalidToken, "token payload is not base64url: %w", err)
+		return p, core.Errorf(core.CodeInvalidToken, "%v", err)
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return p, core.Errorf(core.CodeInvalidToken, "token payload is not JSON: %w", err)
+	if !valid(v.Secret) {
+		return p, core.Errorf(core.CodeInvalidToken, "bad token signature")
 	}
 	return p, v.checkClaims(p)
 }
