@@ -47,12 +47,12 @@ func (a pluginAdmin) PluginLoad(ctx context.Context, name string, module, manife
 		return nil, core.Errorf(core.CodeBadRequest, "load %s: %v", name, err)
 	}
 	if dir := a.n.pluginDir; dir != "" {
-		if err := writeAtomic(filepath.Join(dir, name+".wasm"), module); err != nil {
+		if err := writeAtomic(filepath.Join(dir, name+".wasm"), module, 0o644); err != nil {
 			return nil, err
 		}
 		mpath := filepath.Join(dir, name+".json")
 		if len(manifest) > 0 {
-			err = writeAtomic(mpath, manifest)
+			err = writeAtomic(mpath, manifest, 0o644)
 		} else if rerr := os.Remove(mpath); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = rerr
 		}
@@ -99,14 +99,27 @@ func (a pluginAdmin) PluginReload(ctx context.Context) (any, error) {
 	return ch, nil
 }
 
-// writeAtomic replaces path with b through a temporary file.
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("node: write %s: %w", tmp, err)
+// writeAtomic replaces path with b, mode perm, through a synced temporary
+// file in the same directory: a crash leaves the old file or the new one.
+func writeAtomic(path string, b []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("node: write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("node: rename %s: %w", tmp, err)
+	defer os.Remove(tmp.Name())
+	if err = tmp.Chmod(perm); err == nil {
+		if _, err = tmp.Write(b); err == nil {
+			err = tmp.Sync()
+		}
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("node: write %s: %w", path, err)
 	}
 	return nil
 }

@@ -110,23 +110,7 @@ func (f *keyFile) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".api-keys-*")
-	if err != nil {
-		return core.Errorf(core.CodeUnavailable, "save API keys: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
-		if _, err = tmp.Write(append(b, '\n')); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.path)
-	}
-	if err != nil {
+	if err := writeAtomic(f.path, append(b, '\n'), 0o600); err != nil {
 		return core.Errorf(core.CodeUnavailable, "save API keys: %w", err)
 	}
 	return nil
