@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,14 +25,10 @@ const clusterUsage = `Usage: parley cluster <subcommand> [flags]
 
 // runCluster is `parley cluster init|status|remove|drain|recover`.
 func runCluster(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, clusterUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("a subcommand is required")
+	sub, args, err := subcommand(args, clusterUsage, "a subcommand is required", stderr)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	switch sub {
 	case "init":
 		return clusterInit(args, stdout, stderr)

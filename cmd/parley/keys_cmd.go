@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -16,21 +15,17 @@ import (
 // keys and the webhook signing keys, managed through a running node's
 // server API with its admin token.
 func runKeys(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, `Usage: parley keys create [--name N] | list | revoke ID | rotate | retire [flags]
+	sub, args, err := subcommand(args, `Usage: parley keys create [--name N] | list | revoke ID | rotate | retire [flags]
 
   create   make a server API key; its secret is printed once, keep it
   list     the API keys (ids, names, creation times; never secrets)
   revoke   delete an API key: requests signed with it fail at once
   rotate   make a new webhook signing key; the old one still signs and
            stays at /pki until 'retire'
-  retire   drop the old webhook signing keys`)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("a subcommand is required")
+  retire   drop the old webhook signing keys`, "a subcommand is required", stderr)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	s := newSettings()
 	fs := newFlagSet("keys "+sub, "Manage server API keys and webhook signing keys through a running node.", stderr)
 	s.bindAdmin(fs)

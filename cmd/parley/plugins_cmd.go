@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,14 +23,10 @@ import (
 // runPlugins is `parley plugins list|load|unload|reload`: it drives a
 // running node's admin API.
 func runPlugins(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "Usage: parley plugins list|load FILE.wasm [--manifest M.json] [--name N]|unload NAME|reload [flags]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("a subcommand is required")
+	sub, args, err := subcommand(args, "Usage: parley plugins list|load FILE.wasm [--manifest M.json] [--name N]|unload NAME|reload [flags]", "a subcommand is required", stderr)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	s := newSettings()
 	fs := newFlagSet("plugins "+sub, "Manage the plugins of a running node through its admin API.", stderr)
 	s.bindAdmin(fs)
@@ -185,6 +182,20 @@ func runPluginTest(args []string, stdout, stderr io.Writer) error {
 		return encErr
 	}
 	return err
+}
+
+// subcommand splits args into a command's subcommand and the rest. With
+// no subcommand (or a flag first) it prints usage to stderr and fails:
+// with flag.ErrHelp for -h/--help, else with missing as the message.
+func subcommand(args []string, usage, missing string, stderr io.Writer) (string, []string, error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, usage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return "", nil, flag.ErrHelp
+		}
+		return "", nil, errors.New(missing)
+	}
+	return args[0], args[1:], nil
 }
 
 // splitFile takes a leading non-flag argument out of args.

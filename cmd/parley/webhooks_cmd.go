@@ -25,14 +25,10 @@ of its data dir.`
 
 // runWebhooks is `parley webhooks list|clear|retry`.
 func runWebhooks(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, webhooksUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("a subcommand is required: list, clear or retry")
+	sub, args, err := subcommand(args, webhooksUsage, "a subcommand is required: list, clear or retry", stderr)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	s := newSettings()
 	fs := newFlagSet("webhooks "+sub, "Show, clear or retry the webhooks of a running node (its outbox, or its cluster's).", stderr)
 	s.bindAdmin(fs)
