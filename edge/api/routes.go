@@ -240,8 +240,12 @@ func handlePluginReload(c *call) {
 	c.ok(http.StatusOK, res)
 }
 
-// webhookQuery reads ?host= and ?dead=.
+// webhookQuery reads ?host= and ?dead=, failing when the node has no
+// webhook outbox.
 func (c *call) webhookQuery() (host string, dead bool, err error) {
+	if c.s.deps.Webhooks == nil {
+		return "", false, errNoWebhooks
+	}
 	q := c.r.URL.Query()
 	host = q.Get("host")
 	if d := q.Get("dead"); d != "" {
@@ -254,9 +258,6 @@ func (c *call) webhookQuery() (host string, dead bool, err error) {
 
 func handleWebhookList(c *call) {
 	host, dead, err := c.webhookQuery()
-	if err == nil && c.s.deps.Webhooks == nil {
-		err = errNoWebhooks
-	}
 	if err != nil {
 		c.fail(err)
 		return
@@ -284,9 +285,6 @@ func handleWebhookList(c *call) {
 
 func handleWebhookClear(c *call) {
 	host, dead, err := c.webhookQuery()
-	if err == nil && c.s.deps.Webhooks == nil {
-		err = errNoWebhooks
-	}
 	if err != nil {
 		c.fail(err)
 		return
@@ -301,9 +299,6 @@ func handleWebhookClear(c *call) {
 
 func handleWebhookRetry(c *call) {
 	host, _, err := c.webhookQuery()
-	if err == nil && c.s.deps.Webhooks == nil {
-		err = errNoWebhooks
-	}
 	if err != nil {
 		c.fail(err)
 		return
