@@ -224,17 +224,7 @@ func TestServeSecondSignalExits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := isolate(t)
-	var logs logBuf
-	cmd, base := startServeLog(t, dir, &logs, "--http-addr", "127.0.0.1:0", "--webtransport-addr", "", "--media-port", "0",
-		"--data-dir", filepath.Join(dir, "d"), "--plugin-dir", "none", "--drain-timeout", "60s")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v1/signal", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	cmd, logs := serveWithIdleClient(t, "60s")
 	cmd.Process.Signal(syscall.SIGTERM)
 	logs.waitLog(t, 10*time.Second, "stopping:")
 	start := time.Now()
@@ -327,17 +317,7 @@ func TestServeStopBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	dir := isolate(t)
-	var logs logBuf
-	cmd, base := startServeLog(t, dir, &logs, "--http-addr", "127.0.0.1:0", "--webtransport-addr", "", "--media-port", "0",
-		"--data-dir", filepath.Join(dir, "d"), "--plugin-dir", "none", "--drain-timeout", "1s")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v1/signal", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	cmd, logs := serveWithIdleClient(t, "1s")
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	code := waitExit(t, cmd, 1*time.Second+stopGrace+2*time.Second)
@@ -362,4 +342,23 @@ func TestInfoClusterRole(t *testing.T) {
 		!strings.Contains(out, "node solo") || !strings.Contains(out, "and the cluster's plugin set") {
 		t.Fatalf("info on a cluster node:\n%s", out)
 	}
+}
+
+// serveWithIdleClient starts `parley serve` with the given --drain-timeout
+// and connects a WebSocket client that never reads, so a graceful stop
+// waits on its close handshake. The client closes at the test's end.
+func serveWithIdleClient(t *testing.T, drainTimeout string) (*exec.Cmd, *logBuf) {
+	t.Helper()
+	dir := isolate(t)
+	logs := &logBuf{}
+	cmd, base := startServeLog(t, dir, logs, "--http-addr", "127.0.0.1:0", "--webtransport-addr", "", "--media-port", "0",
+		"--data-dir", filepath.Join(dir, "d"), "--plugin-dir", "none", "--drain-timeout", drainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/v1/signal", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return cmd, logs
 }
