@@ -229,6 +229,10 @@ func TestHostilePluginDuringCall(t *testing.T) {
 	if st.Timeouts == 0 || st.Failures < 5 {
 		t.Fatalf("failures not counted: %+v", st)
 	}
+	// The same failures reach /metrics, by kind (a dashboard graphs them).
+	if v := metric(t, n, "parley_plugin_call_failures_total", "plugin", "testplug", "hook", "join", "kind", "timeout"); v < 1 {
+		t.Errorf("parley_plugin_call_failures_total{kind=timeout} = %v, want the loop's timeout", v)
+	}
 	if err := n.Plugins().Unload(ctx, "testplug"); err != nil {
 		t.Fatal(err)
 	}
